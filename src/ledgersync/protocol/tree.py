@@ -1,0 +1,146 @@
+"""The stream tree, or trustchain (spec §6.1, §6.4): a root stream and derived streams.
+
+Streams are keyed by their own first command (Seed → root, Derive → its path), never by the
+keys a backend sent them under (spec pitfall 10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from . import crypto, permissions
+from .block import decode_stream_blocks
+from .commands import Derive, Seed
+from .errors import CryptoError, DecodeError, ResolutionError
+from .keys import StreamKey, unwrap_xpriv
+from .paths import (
+    ROOT_PATH,
+    Path,
+    application_path,
+    format_path,
+    parse_application_path,
+)
+from .permissions import PermissionRules
+from .resolver import ResolvedStream, resolve_stream
+
+
+def trustchain_id_from_hash(root_seed_block_hash: bytes) -> str:
+    """``"00" ‖ hex(hash of the root Seed block)``, as the backend assigns it."""
+    return "00" + root_seed_block_hash.hex()
+
+
+@dataclass(frozen=True)
+class StreamTree:
+    root: ResolvedStream
+    derived: Mapping[Path, ResolvedStream]
+
+    @property
+    def trustchain_id(self) -> str:
+        return trustchain_id_from_hash(self.root.block_hashes[0])
+
+    def streams(self) -> list[ResolvedStream]:
+        """The root first, then the derived streams in path order."""
+        return [self.root, *(self.derived[path] for path in sorted(self.derived))]
+
+    def get(self, path: Path) -> ResolvedStream | None:
+        return self.root if path == ROOT_PATH else self.derived.get(path)
+
+    def application_streams(self, application_id: int) -> list[ResolvedStream]:
+        """This application's streams, oldest index first."""
+        found = []
+        for path, stream in self.derived.items():
+            parsed = parse_application_path(path)
+            if parsed is not None and parsed[0] == application_id:
+                found.append((parsed[1], stream))
+        return [stream for _, stream in sorted(found, key=lambda item: item[0])]
+
+    def current_application_stream(self, application_id: int) -> ResolvedStream | None:
+        """The newest stream of the application if it is open, else None."""
+        streams = self.application_streams(application_id)
+        if streams and not streams[-1].closed:
+            return streams[-1]
+        return None
+
+    def application_index(self, application_id: int) -> int:
+        """The index to use now: the newest open one, or the next after a closed one."""
+        streams = self.application_streams(application_id)
+        if not streams:
+            return 0
+        parsed = parse_application_path(streams[-1].path)
+        assert parsed is not None
+        return parsed[1] + 1 if streams[-1].closed else parsed[1]
+
+    def current_application_path(self, application_id: int) -> Path:
+        return application_path(application_id, self.application_index(application_id))
+
+    def has_another_open_application(self, application_id: int) -> bool:
+        for path, stream in self.derived.items():
+            parsed = parse_application_path(path)
+            if parsed and parsed[0] != application_id and not stream.closed:
+                return True
+        return False
+
+
+def resolve_tree(
+    streams: Iterable[bytes], *, rules: PermissionRules = PermissionRules.V1
+) -> StreamTree:
+    """Resolve every stream of a tree and the links between them.
+
+    Beyond each stream's own rules, a derived stream's first block links to the root Seed
+    block and is issued by an OWNER of the root, and no two streams share a path.
+    """
+    root_blocks = None
+    derived_blocks = []
+    for data in streams:
+        blocks = decode_stream_blocks(data)
+        if not blocks:
+            raise DecodeError("a stream holds at least one block")
+        first = blocks[0].block.commands[0]
+        if isinstance(first, Seed):
+            if root_blocks is not None:
+                raise ResolutionError(0, "duplicate-stream", "two root streams in one tree")
+            root_blocks = blocks
+        elif isinstance(first, Derive):
+            derived_blocks.append((first.path, blocks))
+        else:
+            raise ResolutionError(0, "first-command", "a stream must start with Seed or Derive")
+    if root_blocks is None:
+        raise ResolutionError(0, "missing-root", "the tree has no root stream (Seed)", "m/")
+    try:
+        root = resolve_stream(root_blocks, rules=rules)
+    except ResolutionError as exc:
+        raise exc.with_path("m/") from exc
+    seed_hash = root.block_hashes[0]
+    derived: dict[Path, ResolvedStream] = {}
+    for path, blocks in derived_blocks:
+        where = format_path(path)
+        if path in derived:
+            raise ResolutionError(0, "duplicate-stream", f"two streams at {where}", where)
+        issuer = root.member(blocks[0].block.issuer)
+        if issuer is None or issuer.permissions != permissions.OWNER:
+            raise ResolutionError(
+                0, "derive-issuer", "Derive is not issued by an owner of the root stream", where
+            )
+        try:
+            derived[path] = resolve_stream(blocks, rules=rules, first_parent=seed_hash)
+        except ResolutionError as exc:
+            raise exc.with_path(where) from exc
+    return StreamTree(root, derived)
+
+
+def read_key(tree: StreamTree, member_secret: bytes, path: Path) -> StreamKey:
+    """The xpriv of the stream at ``path`` as ``member_secret`` can read it (spec §6.4).
+
+    Walks from ``path`` toward the root to the first stream that published a key to this
+    member, decrypts it, then derives the remaining indices as written in ``path`` (the
+    TypeScript bug of deriving by position is not reproduced).
+    """
+    me = crypto.public_key_of(member_secret)
+    for depth in range(len(path), -1, -1):
+        stream = tree.get(path[:depth])
+        if stream is None or me not in stream.keys:
+            continue
+        xpriv = unwrap_xpriv(member_secret, stream.keys[me])
+        return StreamKey(crypto.derive_path(xpriv, path[depth:]))
+    raise CryptoError(f"no key was published to {me.hex()} at or above {format_path(path)}")
