@@ -29,7 +29,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..metrics import Metrics
 from .qr_shared import RelayEvent, SharedRooms
@@ -212,7 +212,7 @@ async def relay_endpoint(websocket: WebSocket, relay: QrRelay) -> None:
 
 
 async def _send(peer: WebSocket, sending: Coroutine[Any, Any, None]) -> None:
-    with contextlib.suppress(RuntimeError, OSError):  # the peer is going away
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):  # going away
         await sending
 
 
