@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+import coincurve
+
 from . import tlv
 from .errors import DecodeError, EncodeError
 from .tlv import FieldType, Reader
@@ -198,3 +200,15 @@ class SignatureResponse:
             parity=data[end],
             session_public_key=bytes(data[end + 1 :]),
         )
+
+
+def signature_parity(secret: bytes, digest: bytes) -> int:
+    """The ``v`` byte of a finalize response: the y parity of the RFC 6979 signature's R.
+
+    It is the low bit of the recovery id of the same (low-S) signature that
+    :func:`~ledgersync.protocol.crypto.sign_digest` makes.
+    """
+    if len(digest) != 32:
+        raise EncodeError(f"a digest is 32 bytes, got {len(digest)}")
+    recoverable = coincurve.PrivateKey(secret).sign_recoverable(digest, hasher=None)
+    return recoverable[-1] & 1
