@@ -53,8 +53,8 @@ class SeedRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class DeriveRequest:
-    """Open the stream at ``path`` and give its key to a member: Derive, AddMember, PublishKey."""
+class _MemberGrant:
+    """A member to add to the stream at ``path``, and give its key to."""
 
     path: Path
     member: bytes
@@ -67,17 +67,13 @@ class DeriveRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class AddMemberRequest:
+class DeriveRequest(_MemberGrant):
+    """Open the stream at ``path`` and give its key to a member: Derive, AddMember, PublishKey."""
+
+
+@dataclass(frozen=True, slots=True)
+class AddMemberRequest(_MemberGrant):
     """Add a member to the open stream at ``path`` and give it the key: AddMember, PublishKey."""
-
-    path: Path
-    member: bytes
-    name: str
-    member_permissions: int = permissions.OWNER
-
-    def __post_init__(self) -> None:
-        _check_stream_path(self.path)
-        _check_member(self.member, self.name, self.member_permissions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +153,7 @@ def plan_block(
     return BlockPlan(context, stream.last_hash, (CloseStream(),), request.path)
 
 
-def _member_templates(request: DeriveRequest | AddMemberRequest) -> tuple[CommandTemplate, ...]:
+def _member_templates(request: _MemberGrant) -> tuple[CommandTemplate, ...]:
     try:
         add = AddMember(request.name, request.member, request.member_permissions)
     except EncodeError as exc:
