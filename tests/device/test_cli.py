@@ -1,7 +1,10 @@
 """``ledgersync device …`` in process, with the home directory in a temporary folder."""
 
 import json
+import os
 import stat
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -124,3 +127,25 @@ def test_a_bad_device_value_is_a_usage_error(cli, value):
 def test_info_needs_a_device(cli):
     result = cli("info")
     assert result.exit_code == 2 and "--device" in result.output
+
+
+def test_serve_runs_a_device_other_commands_reach_by_speculos(cli, home, vectors, speculos_phrase):
+    cli("import", "spec", "--mnemonic-file", "-", input=speculos_phrase)
+    command = [sys.executable, "-c", "from ledgersync.cli.main import main; main()"]
+    command += ["device", "serve", "spec", "--port", "0", "--yes"]
+    environment = {**os.environ, "LEDGERSYNC_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        announced = server.stdout.readline()  # printed once the port is listening
+        assert "as a Ledger Sync app on speculos:127.0.0.1:" in announced, server.stderr.read()
+        spec = announced.split()[-1]
+        result = cli("info", "--device", spec)
+        assert result.exit_code == 0, result.output
+        expected = vectors["derived_speculos_seed_id_key"]["seed_id_public_key"]
+        assert f"seed-id public key: {expected}" in result.output
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert "approved: Connect with Ledger Sync?" in server.stderr.read()

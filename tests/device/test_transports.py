@@ -1,5 +1,6 @@
 """Transports: Speculos's TCP port (real sockets), USB HID (through a stand-in ``ledgercomm``)."""
 
+import asyncio
 import socket
 import sys
 import types
@@ -7,6 +8,7 @@ import types
 import pytest
 
 from ledgersync.device import (
+    ApduDevice,
     AppNotOpenError,
     CloseRequest,
     DeriveRequest,
@@ -24,7 +26,7 @@ from ledgersync.device import (
 )
 from ledgersync.device.hid import HidTransport
 from ledgersync.device.spec import HidSpec, SoftwareSpec, SpeculosSpec
-from ledgersync.device.speculos import SpeculosTransport
+from ledgersync.device.speculos import SpeculosTransport, serve_emulator
 from ledgersync.protocol.crypto import KeyPair
 from ledgersync.protocol.paths import application_path
 
@@ -229,3 +231,34 @@ def test_device_specs(text, spec):
 def test_bad_device_specs(text):
     with pytest.raises(DeviceSpecError):
         parse_device_spec(text)
+
+
+# --- our emulator on the Speculos port ---------------------------------------------------------
+
+
+async def test_serve_emulator_speaks_speculos_framing(emulator):
+    server = await serve_emulator(emulator, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        # Framing checked by hand: len(4) ‖ apdu out, len(4) ‖ data ‖ sw in.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(h("00000005e004000000"))
+        await writer.drain()
+        length = int.from_bytes(await reader.readexactly(4), "big")
+        assert await reader.readexactly(length + 2) == b"Ledger Sync" + h("9000")
+        writer.close()
+        await writer.wait_closed()
+        # And a whole flow through the client transport.
+        transport = await SpeculosTransport.connect("127.0.0.1", port)
+        device = ApduDevice(transport)
+        async with device:
+            chain = await run_flow(device)
+        assert chain.tree.get(APP).closed
+
+
+async def test_serving_on_a_busy_port_is_a_clear_error(emulator):
+    server = await serve_emulator(emulator, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        with pytest.raises(TransportError, match=f"cannot listen on 127.0.0.1:{port}"):
+            await serve_emulator(emulator, "127.0.0.1", port)

@@ -7,6 +7,7 @@ with :func:`device_option` and open it with :func:`open_cli_device`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -22,6 +23,7 @@ from ..device import (
     DeviceError,
     DeviceSpec,
     DeviceSpecError,
+    Emulator,
     InvalidMnemonicError,
     ProfileStore,
     default_home,
@@ -30,6 +32,7 @@ from ..device import (
 )
 from ..device.profiles import HOME_ENV, DeviceProfile
 from ..device.spec import SPEC_HELP, HidSpec, SoftwareSpec, SpeculosSpec
+from ..device.speculos import DEFAULT_HOST, DEFAULT_PORT, serve_emulator
 
 T = TypeVar("T")
 
@@ -234,3 +237,35 @@ def info(device_spec: DeviceSpec, assume_yes: bool, home: Path) -> None:
             click.echo(f"seed-id public key: {(await opened.seed_id_public_key()).hex()}")
 
     run(describe())
+
+
+@device.command("serve")
+@click.argument("name")
+@home_option
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port).",
+)
+@click.option("--yes", "assume_yes", is_flag=True, help="Approve every request without asking.")
+@friendly_errors
+def serve(name: str, home: Path, host: str, port: int, assume_yes: bool) -> None:
+    """Serve software device NAME as a Ledger Sync app on Speculos's APDU port.
+
+    Other commands then reach it with --device speculos:HOST:PORT, through the APDU path.
+    """
+    identity = ProfileStore(home).load(name).identity()
+    emulator = Emulator(identity, approver=console_approver(assume_yes))
+
+    async def listen() -> None:
+        server = await serve_emulator(emulator, host, port)
+        bound = server.sockets[0].getsockname()[1]
+        click.echo(f"Serving {name!r} as a Ledger Sync app on speculos:{host}:{bound}")
+        async with server:
+            await server.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run(listen())
