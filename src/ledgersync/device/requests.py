@@ -122,9 +122,16 @@ class BlockPlan:
 
 
 def plan_block(
-    request: BlockRequest, tree: StreamTree | None, random: Random = os.urandom
+    request: BlockRequest,
+    tree: StreamTree | None,
+    random: Random = os.urandom,
+    device_key: bytes | None = None,
 ) -> BlockPlan:
-    """What to replay, the parent and the templates; :class:`RequestError` if it cannot fit."""
+    """What to replay, the parent and the templates; :class:`RequestError` if it cannot fit.
+
+    With the device's key known, a trustchain another seed created is refused at once with
+    :class:`WrongSeedError`, before the user is asked to approve anything.
+    """
     if isinstance(request, SeedRequest):
         if tree is not None:
             raise RequestError(f"trustchain {tree.trustchain_id} already exists")
@@ -132,6 +139,11 @@ def plan_block(
         return BlockPlan((), random(32), (SeedTemplate(request.topic),), ())
     if tree is None:
         raise RequestError("there is no trustchain yet: create it (Seed) first")
+    if device_key is not None and device_key != tree.root.creator:
+        raise WrongSeedError(
+            f"trustchain {tree.trustchain_id} was created with another seed than this "
+            f"device's (seed-id {device_key.hex()})"
+        )
     seed_block = tree.root.blocks[0]
     where = format_path(request.path)
     stream = tree.get(request.path)
