@@ -36,7 +36,9 @@ def build_stream(blocks: int) -> bytes:
         newcomer = KeyPair.generate()
         issuer = issuers[index % len(issuers)]
         chain.append(
-            builders.add_member_block(issuer, chain[-1].hash(), xpriv, newcomer.public_key, f"m{index}")
+            builders.add_member_block(
+                issuer, chain[-1].hash(), xpriv, newcomer.public_key, f"m{index}"
+            )
         )
         if len(issuers) < 8:
             issuers.append(newcomer)
