@@ -14,7 +14,12 @@ from ledgersync.cli.main import main
 from ledgersync.device import DeviceIdentity, Emulator, approve_all
 from ledgersync.protocol.crypto import KeyPair
 
-from .speculos_server import SpeculosServer
+from ..device.speculos_server import SpeculosServer
+
+
+@pytest.fixture(scope="module")
+def speculos_phrase(vectors):
+    return vectors["derived_speculos_seed_id_key"]["mnemonic"]
 
 
 @pytest.fixture
