@@ -18,15 +18,15 @@ serve: $(STAMP)
 	$(BIN)/ledgersync serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
-	$(BIN)/mypy --strict src/ledgersync/protocol src/ledgersync/server
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy --strict src/ledgersync/protocol src/ledgersync/device src/ledgersync/server
 
 test: lint
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.protocol_resolve
+	$(BIN)/python bench/protocol_resolve.py
 
 # Cloud Sync throughput, latency and notification fan-out against a `ledgersync serve`
 # subprocess, on SQLite and on an embedded PostgreSQL (docs/benchmarks.md).

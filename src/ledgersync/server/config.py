@@ -105,8 +105,8 @@ class ServerConfig:
         for name in ("cloudsync_ping_interval", "cloudsync_auth_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
-        if not 0 < self.port < 65536:
-            raise ConfigError("port must be between 1 and 65535")
+        if not 0 <= self.port < 65536:
+            raise ConfigError("port must be between 0 (any free port) and 65535")
         self.public_host  # noqa: B018 - validates public_url
         if not self.trusted_attestation_keys:
             raise ConfigError("attestation_keys is empty: no device could log in")
