@@ -224,6 +224,15 @@ def created_trustchain(
     return trustchain, session, keys
 
 
+def rotate(session: Session, trustchain: Trustchain, index: int, keep: KeyPair) -> None:
+    """Stream ``index`` replaces ``index - 1`` with ``keep`` as its member, the old one closed
+    (a removeMember that drops everyone else)."""
+    trustchain.derive(index, keep)
+    assert session.post_derivation(trustchain, app_path(index)).status_code == 204
+    close = trustchain.close(app_path(index - 1), trustchain.device)
+    assert session.put_blocks(trustchain.id, app_path(index - 1), [close]).status_code == 204
+
+
 def error_message(response: httpx2.Response) -> str:
     body = response.json()
     message: str = body["message"]
