@@ -292,3 +292,22 @@ async def test_candidate_gets_garbage_from_the_host(
 
 async def _never(member: Any) -> Trustchain:
     raise AssertionError("add_member must not be called")
+
+
+async def test_candidate_sees_the_host_leave(instances: InstanceFactory, server: Any) -> None:
+    candidate = instances("Phone")
+    host_key = KeyPair.generate()
+    url = qr.pairing_url(server.url, host_key.public_key)
+    async with connect(url) as host_ws:
+        task = asyncio.create_task(
+            create_qr_code_candidate_instance(
+                member_credentials=candidate.credentials,
+                member_name=candidate.name,
+                add_member=_never,
+                scanned_url=url,
+                on_request_qr_code_input=lambda request: "123",
+            )
+        )
+        json.loads(await host_ws.recv())  # InitiateHandshake arrived; the host goes away
+    with pytest.raises(QRCodeWSClosed):
+        await task

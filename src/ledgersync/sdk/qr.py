@@ -116,7 +116,10 @@ class _Pairing:
     async def send(self, message: qr.MessageType, payload: dict[str, Any]) -> None:
         assert self.ws is not None
         frame = qr.Message(self.publisher, message.value, payload).encode()
-        await self.ws.send(frame)
+        try:
+            await self.ws.send(frame)
+        except ConnectionClosed as exc:
+            raise QRCodeWSClosed(time=time.monotonic() - self.started) from exc
 
     async def send_encrypted(self, message: qr.MessageType, payload: dict[str, Any]) -> None:
         await self.send(message, self._cipher().encrypt_payload(payload, self.random))
