@@ -9,7 +9,12 @@ shared services on ``app.state``:
 * ``app.state.metrics``: :class:`~ledgersync.server.metrics.Metrics`;
 * ``app.state.storage``: :class:`~ledgersync.server.storage.Storage`;
 * ``app.state.tokens``: :class:`~ledgersync.server.tokens.TokenService` (verify any token);
-* ``app.state.keyring``: the Key Ring API's :class:`~ledgersync.server.keyring.context.KeyRing`.
+* ``app.state.keyring``: the Key Ring API's :class:`~ledgersync.server.keyring.context.KeyRing`;
+* ``app.state.broker``: the :mod:`~ledgersync.server.broker` between server processes
+  (PostgreSQL LISTEN/NOTIFY, or in-process with SQLite);
+* ``app.state.cloudsync``: the Cloud Sync API's
+  :class:`~ledgersync.server.cloudsync.context.CloudSync` (its notification timer runs as a
+  task of the lifespan).
 
 Errors are mapped in one place: :class:`~ledgersync.server.errors.ApiError` becomes its JSON
 body, unknown routes a JSON 404, anything unexpected a JSON 500 without details.
@@ -17,6 +22,8 @@ body, unknown routes a JSON 404, anything unexpected a JSON 500 without details.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,15 +34,19 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .broker import Broker, PostgresBroker, open_broker
 from .clock import Clock, system_clock
+from .cloudsync.context import CloudSync
 from .config import ServerConfig
 from .errors import NO_SUCH_ENDPOINT, ApiError, error_body
 from .keyring.context import KeyRing
+from .keyring.qr import QrRelay
+from .keyring.qr_shared import SharedRooms
 from .keys import load_or_create_keys
 from .metrics import Metrics
 from .observability import RequestObserver
 from .routes import routes
-from .storage import open_storage
+from .storage import RelaySeatStore, Storage, open_storage
 from .tokens import TokenService
 
 log = logging.getLogger("ledgersync.server")
@@ -55,6 +66,7 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
             refresh_window=config.refresh_window,
             clock=clock,
         )
+        broker = await open_broker(config.database)
         keyring = KeyRing.build(
             config,
             store=storage.keyring,
@@ -62,10 +74,22 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
             relying_party=keys.relying_party,
             clock=clock,
             metrics=metrics,
+            shared_rooms=shared_rooms(config, broker, storage, clock),
         )
+        cloudsync = CloudSync.build(
+            config,
+            store=storage.documents,
+            tokens=tokens,
+            broker=broker,
+            clock=clock,
+            metrics=metrics,
+        )
+        notification_timer = asyncio.create_task(cloudsync.hub.run(), name="cloudsync-timer")
         app.state.storage = storage
         app.state.tokens = tokens
         app.state.keyring = keyring
+        app.state.broker = broker
+        app.state.cloudsync = cloudsync
         log.info(
             "ledgersync started",
             extra={
@@ -77,7 +101,12 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
         try:
             yield
         finally:
+            notification_timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await notification_timer
+            await cloudsync.hub.close_all()
             await keyring.relay.close_all()
+            await broker.close()
             await storage.close()
 
     def api_error(request: Request, exc: Exception) -> Response:
@@ -113,3 +142,17 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
     app.state.clock = clock
     app.state.metrics = metrics
     return app
+
+
+def shared_rooms(
+    config: ServerConfig, broker: Broker, storage: Storage, clock: Clock
+) -> SharedRooms | None:
+    """QR rooms span processes when they share a PostgreSQL database (else: in memory)."""
+    if not isinstance(broker, PostgresBroker):
+        return None
+    return SharedRooms(
+        broker=broker,
+        seats=RelaySeatStore(storage.database, max_seats=QrRelay.MAX_PEERS),
+        clock=clock,
+        idle_timeout=config.qr_idle_timeout,
+    )
