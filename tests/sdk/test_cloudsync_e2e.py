@@ -1,5 +1,5 @@
-"""CloudSyncSDK over real HTTP and websockets: tokens from the real Key Ring server, the Cloud
-Sync side served by the §4 stand-in of :mod:`.cloudsync_standin` until issue 5 lands."""
+"""CloudSyncSDK against the real server (Key Ring and Cloud Sync on one origin), over real HTTP
+and websockets, with a short ping interval so that the notification socket's pings happen."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import asyncio
 import base64
 import gzip
 import json
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,15 +29,22 @@ from ledgersync.sdk.errors import (
     CloudSyncLocked,
     CloudSyncOutOfSync,
     CloudSyncPayloadError,
+    NetworkError,
     TrustchainEjected,
     TrustchainOutdated,
 )
 from ledgersync.sdk.http import HTTPOptions
 
 from ..server.harness import RunningServer
-from .cloudsync_standin import CloudSyncStandInServer
 from .conftest import InstanceFactory
-from .harness import Instance, move_past, software_device, token_claims
+from .harness import (
+    CuttableProxy,
+    Instance,
+    move_past,
+    running_server,
+    software_device,
+    token_claims,
+)
 
 ACCOUNTS = {
     "accounts": [
@@ -80,18 +89,14 @@ class LocalState:
 
 
 @pytest.fixture
-def cloud(server: RunningServer) -> Iterator[CloudSyncStandInServer]:
-    standin = CloudSyncStandInServer(server).start()
-    assert isinstance(standin, CloudSyncStandInServer)
-    try:
-        yield standin
-    finally:
-        standin.stop()
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    with running_server(tmp_path, cloudsync_ping_interval=0.2) as running:
+        yield running
 
 
 @pytest.fixture
 async def synced(
-    instances: InstanceFactory, cloud: CloudSyncStandInServer
+    instances: InstanceFactory, server: RunningServer
 ) -> AsyncIterator[list[Instance]]:
     """Three instances of one trustchain, each with a CloudSyncSDK and a local state."""
     device, _ = software_device()
@@ -103,7 +108,7 @@ async def synced(
         member.extra["state"] = state
         member.extra["device"] = device
         member.extra["cloud"] = CloudSyncSDK(
-            cloud.url,
+            server.url,
             trustchain_sdk=member.sdk,
             get_current_version=state.current_version,
             save_new_update=state.save,
@@ -118,7 +123,7 @@ def parts(member: Instance) -> tuple[CloudSyncSDK, LocalState]:
     return member.extra["cloud"], member.extra["state"]
 
 
-async def test_push_then_pull(synced: list[Instance], cloud: CloudSyncStandInServer) -> None:
+async def test_push_then_pull(synced: list[Instance]) -> None:
     linux, mac, _ = synced
     linux_cloud, linux_state = parts(linux)
     mac_cloud, mac_state = parts(mac)
@@ -126,12 +131,14 @@ async def test_push_then_pull(synced: list[Instance], cloud: CloudSyncStandInSer
     pushed = await linux_cloud.push(linux.tc, linux.credentials, ACCOUNTS)
     assert (pushed.status, pushed.version) == (Status.UPDATED, 1)
     assert linux_state.events == [PushedData(1)]
-    assert cloud.backend.uploads == [(1, "test/Linux")]
-    [document] = cloud.backend.documents.values()
-    assert "Main" not in base64.b64decode(document.payload).decode("latin-1")  # encrypted
+    jwt = await mac.sdk.get_jwt(mac.tc, mac.credentials)
+    raw = await mac_cloud.api.fetch(jwt, mac.tc.root_id, mac.tc.application_path, None)
+    assert raw.document is not None
+    assert b"Main" not in base64.b64decode(raw.document.payload)  # the server sees ciphertext
 
     pulled = await mac_cloud.pull(mac.tc, mac.credentials)
     assert (pulled.status, pulled.version, pulled.data) == (Status.OUT_OF_SYNC, 1, ACCOUNTS)
+    assert pulled.info == "test/Linux" and pulled.date
     assert mac_state.events == [NewData(ACCOUNTS, 1)]
     assert (await mac_cloud.pull(mac.tc, mac.credentials)).status is Status.UP_TO_DATE
 
@@ -211,7 +218,7 @@ async def test_destroy_then_others_are_told(synced: list[Instance]) -> None:
     assert (await mac_cloud.pull(mac.tc, mac.credentials)).status is Status.NO_DATA
 
 
-async def test_payload_formats(synced: list[Instance], cloud: CloudSyncStandInServer) -> None:
+async def test_payload_formats(synced: list[Instance]) -> None:
     """Newer Ledger Live writes gzip, older zlib: both read. Garbage is a typed error."""
     linux, mac, _ = synced
     mac_cloud, _ = parts(mac)
@@ -281,30 +288,61 @@ async def next_version(iterator: Any) -> int:
     return int(await asyncio.wait_for(anext(iterator), timeout=30))
 
 
-async def test_notifications(
-    synced: list[Instance], cloud: CloudSyncStandInServer, server: RunningServer
-) -> None:
+async def wait_for(condition: Callable[[], bool], what: str, seconds: float = 10) -> None:
+    """Poll a condition driven by wall-clock timers (the server's pings) under a deadline."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def test_notifications(synced: list[Instance], server: RunningServer) -> None:
     linux, mac, _ = synced
-    mac_cloud, _ = parts(mac)
     linux_cloud, _ = parts(linux)
-    async with mac_cloud.notifications(mac.tc, mac.credentials, max_reconnects=2) as notes:
-        versions = aiter(notes)
-        await linux_cloud.push(linux.tc, linux.credentials, {"n": 1})
-        assert await next_version(versions) == 1
-        assert cloud.backend.pongs >= 1
+    port = int(server.url.rsplit(":", 1)[1])
+    async with CuttableProxy(port) as proxy:
+        watcher = CloudSyncSDK(
+            proxy.url,
+            trustchain_sdk=mac.sdk,
+            get_current_version=lambda: None,
+            save_new_update=parts(mac)[1].save,
+        )
+        notes = watcher.notifications(mac.tc, mac.credentials, max_reconnects=2, backoff=0.01)
+        async with notes:
+            await linux_cloud.push(linux.tc, linux.credentials, {"n": 1})
+            assert await next_version(notes) == 1
+            await wait_for(lambda: notes.pings >= 2, "two pings answered")
 
-        # The subscriber's token expires: the backend says "JWT expired", a fresh one is sent.
-        claims = token_claims((await mac.sdk.get_jwt(mac.tc, mac.credentials)).access_token)
-        move_past(server, claims["exp"])
-        tokens_before = cloud.backend.tokens_received
-        await linux_cloud.push(linux.tc, linux.credentials, {"n": 2})
-        assert await next_version(versions) == 2
-        assert cloud.backend.tokens_received == tokens_before + 1
-        assert notes.connections == 1
+            # The token expires: "JWT expired", a fresh token, the current version again.
+            claims = token_claims((await mac.sdk.get_jwt(mac.tc, mac.credentials)).access_token)
+            move_past(server, claims["exp"])
+            assert await next_version(notes) == 1
+            assert (notes.tokens_sent, notes.connections) == (2, 1)
+            await linux_cloud.push(linux.tc, linux.credentials, {"n": 2})
+            assert await next_version(notes) == 2
 
-        # The connection breaks: the subscription reconnects with a fresh token.
-        await cloud.drop_subscribers()
-        assert await next_version(versions) == 2  # the current version, on the new connection
-        assert notes.connections == 2
-        await linux_cloud.push(linux.tc, linux.credentials, {"n": 3})
-        assert await next_version(versions) == 3
+            # The network breaks: a new connection, a fresh token, the current version.
+            proxy.cut()
+            assert await next_version(notes) == 2
+            assert (notes.tokens_sent, notes.connections) == (3, 2)
+            await linux_cloud.push(linux.tc, linux.credentials, {"n": 3})
+            assert await next_version(notes) == 3
+            await linux_cloud.destroy(linux.tc, linux.credentials)
+            assert await next_version(notes) == 0  # deleted
+
+            # The server stays out of reach: the subscription gives up with a typed error.
+            proxy.refuse()
+            proxy.cut()
+            with pytest.raises(NetworkError, match="gave up"):
+                await next_version(notes)
+        await watcher.aclose()
+
+
+async def test_notifications_refused_for_a_removed_member(synced: list[Instance]) -> None:
+    linux, mac, _ = synced
+    removed = TrustchainMember(mac.credentials.pubkey, mac.name)
+    await linux.sdk.remove_member(linux.extra["device"], linux.tc, linux.credentials, removed)
+    async with parts(mac)[0].notifications(mac.tc, mac.credentials) as notes:
+        with pytest.raises(TrustchainEjected):
+            await next_version(notes)

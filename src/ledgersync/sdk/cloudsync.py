@@ -72,6 +72,9 @@ class PullResult:
     status: Status
     version: int | None = None
     data: Any = None
+    #: When ``out-of-sync``: the last write time and the writer's client label, if any.
+    date: str | None = None
+    info: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +163,9 @@ class CloudSyncSDK:
                 return PullResult(Status.UP_TO_DATE, current)
             document = _document(answer.document)
             data = await self._adopt(trustchain, document)
-            return PullResult(Status.OUT_OF_SYNC, document.version, data)
+            return PullResult(
+                Status.OUT_OF_SYNC, document.version, data, document.date, document.info
+            )
         finally:
             self._lock = None
 
@@ -233,10 +238,12 @@ class CloudSyncSDK:
         *,
         reconnect: bool = True,
         max_reconnects: int = 5,
+        backoff: float = 0.5,
     ) -> Notifications:
         """Versions announced by the server, as they come (see :mod:`.notifications`).
 
-        Each connection, and each ``JWT expired``, gets a freshly refreshed token.
+        Each connection, and each ``JWT expired``, gets a freshly refreshed token. Call it
+        from a running event loop (``async with cloud.notifications(...) as versions``).
         """
 
         async def fresh_token() -> str:
@@ -248,6 +255,7 @@ class CloudSyncSDK:
             fresh_token,
             reconnect=reconnect,
             max_reconnects=max_reconnects,
+            backoff=backoff,
         )
 
     def rotation_lifecycle(self, get_current_data: Callable[[], Any]) -> CloudSyncLifecycle:

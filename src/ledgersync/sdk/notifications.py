@@ -2,38 +2,44 @@
 
 Protocol: on open the client sends its raw access token as a text frame; the server then
 sends ``ping`` (answer ``pong``), ``JWT expired`` (send a fresh token), or a decimal version
-number (new data is available). Other frames are ignored.
+number (a document changed; ``0`` after a deletion). Other frames are ignored.
 
-Unlike Ledger's observable, the subscription survives a dropped connection: it reconnects
-(with a short backoff, at most ``max_reconnects`` times in a row) and sends a fresh token on
-each new connection. A close that the server initiates cleanly (code 1000/1001) ends it.
+A background task owns the socket, so pings are answered and tokens renewed even while the
+consumer is busy between two versions; versions wait in a queue. Unlike Ledger's observable,
+the subscription survives a broken connection: it reconnects (short backoff, at most
+``max_reconnects`` failures in a row, then :class:`NetworkError`) and authenticates the new
+connection with a fresh token. A server refusal (close 1008: invalid token, no permission)
+ends it with an error; ``reconnect=False`` makes any close end it, as Ledger's does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from .errors import NetworkError
+from .auth import NO_PERMISSION
+from .errors import NetworkError, TrustchainNotAllowed
 
 log = logging.getLogger(__name__)
 
 PING = "ping"
 PONG = "pong"
 JWT_EXPIRED = "JWT expired"
-NORMAL_CLOSURES = frozenset({1000, 1001})
+CLOSE_POLICY = 1008
+
+_END = object()
 
 
 class Notifications:
-    """``async with`` it, then ``async for version in it``.
+    """``async with sdk.notifications(...) as versions: async for version in versions``.
 
-    ``get_token`` returns a fresh access token; it is called on every connection and on
-    every ``JWT expired``.
+    ``get_token`` returns a fresh access token; it is called for every connection and on
+    every ``JWT expired``. The counters are for monitoring and tests.
     """
 
     def __init__(
@@ -52,15 +58,23 @@ class Notifications:
         self._max_reconnects = max_reconnects
         self._backoff = backoff
         self._open_timeout = open_timeout
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
         self._connection: ClientConnection | None = None
         self._closed = False
-        self._iterator: AsyncIterator[int] | None = None
-        #: Number of connections opened so far (1 after the first).
+        #: Connections opened, tokens sent, pings answered.
         self.connections = 0
-        #: Set each time a connection is open and its token sent.
-        self.connected = asyncio.Event()
+        self.tokens_sent = 0
+        self.pings = 0
+
+    # --- consumer side ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def __aenter__(self) -> Notifications:
+        self.start()
         return self
 
     async def __aexit__(
@@ -71,20 +85,44 @@ class Notifications:
     ) -> None:
         await self.aclose()
 
-    def __aiter__(self) -> AsyncIterator[int]:
-        if self._iterator is None:
-            self._iterator = self._versions()
-        return self._iterator
+    def __aiter__(self) -> Notifications:
+        self.start()
+        return self
+
+    async def __anext__(self) -> int:
+        item = await self._queue.get()
+        if item is _END:
+            self._queue.put_nowait(_END)  # every later call ends too
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            self._queue.put_nowait(_END)
+            raise item
+        assert isinstance(item, int)
+        return item
 
     async def aclose(self) -> None:
         self._closed = True
         if self._connection is not None:
             await self._connection.close()
-        iterator = self._iterator
-        if iterator is not None and not getattr(iterator, "ag_running", False):
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task])
+
+    # --- the socket -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            await self._serve()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the consumer gets it instead of waiting forever
+            self._queue.put_nowait(exc)
+        self._queue.put_nowait(_END)
+
+    async def _send_token(self, connection: ClientConnection) -> None:
+        token = await self._get_token()
+        await connection.send(token)
+        self.tokens_sent += 1
 
     async def _open(self) -> ClientConnection:
         try:
@@ -93,41 +131,29 @@ class Notifications:
             raise NetworkError(f"cannot open {self.url}: {exc}", url=self.url) from exc
         self._connection = connection
         self.connections += 1
-        await connection.send(await self._get_token())
-        self.connected.set()
         return connection
 
-    async def _versions(self) -> AsyncIterator[int]:
+    async def _serve(self) -> None:
         failures = 0
         while not self._closed:
             try:
                 connection = await self._open()
+                await self._send_token(connection)
                 async for frame in connection:
                     failures = 0
                     text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
-                    if text == PING:
-                        await connection.send(PONG)
-                    elif text == JWT_EXPIRED:
-                        await connection.send(await self._get_token())
-                    else:
-                        try:
-                            version = int(text.strip())
-                        except ValueError:
-                            log.warning("cloud sync notifications: unexpected frame %r", text)
-                            continue
-                        yield version
-                code = connection.close_code
-                if self._closed or code in NORMAL_CLOSURES or not self._reconnect:
-                    return
-                reason = f"closed with code {code}"
-            except (ConnectionClosed, NetworkError) as exc:
-                if self._closed:
-                    return
-                if not self._reconnect:
-                    raise NetworkError(f"notifications: {exc}", url=self.url) from exc
+                    await self._handle(connection, text)
+                reason = self._ended(connection)
+            except ConnectionClosed:
+                if self._connection is None:  # pragma: no cover - set before any frame
+                    raise
+                reason = self._ended(self._connection)
+            except NetworkError as exc:
                 reason = str(exc)
-            finally:
-                self.connected.clear()
+            if self._closed:
+                return
+            if not self._reconnect:
+                return
             failures += 1
             if failures > self._max_reconnects:
                 raise NetworkError(
@@ -136,3 +162,26 @@ class Notifications:
                 )
             log.info("cloud sync notifications: %s; reconnecting", reason)
             await asyncio.sleep(self._backoff * failures)  # backoff, not synchronisation
+
+    async def _handle(self, connection: ClientConnection, text: str) -> None:
+        if text == PING:
+            await connection.send(PONG)
+            self.pings += 1
+        elif text == JWT_EXPIRED:
+            await self._send_token(connection)
+        else:
+            try:
+                version = int(text.strip())
+            except ValueError:
+                log.warning("cloud sync notifications: unexpected frame %r", text[:80])
+                return
+            self._queue.put_nowait(version)
+
+    def _ended(self, connection: ClientConnection) -> str:
+        """Why the connection ended; raises if the server refused us."""
+        code, reason = connection.close_code, connection.close_reason or ""
+        if code == CLOSE_POLICY and not self._closed:
+            if NO_PERMISSION in reason:
+                raise TrustchainNotAllowed(reason)
+            raise NetworkError(f"notifications refused: {reason}", url=self.url)
+        return f"closed with code {code} {reason}".strip()
