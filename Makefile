@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench bench-cloudsync clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,15 +18,20 @@ serve: $(STAMP)
 	$(BIN)/ledgersync serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
-	$(BIN)/mypy --strict src/ledgersync/protocol src/ledgersync/server src/ledgersync/sdk
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy --strict src/ledgersync/protocol src/ledgersync/device src/ledgersync/server src/ledgersync/sdk
 
 test: lint
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/protocol_resolve.py
+
+# Cloud Sync throughput, latency and notification fan-out against a `ledgersync serve`
+# subprocess, on SQLite and on an embedded PostgreSQL (docs/benchmarks.md).
+bench-cloudsync: $(STAMP)
+	$(BIN)/python -m bench.cloudsync
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

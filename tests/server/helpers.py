@@ -6,9 +6,7 @@ protocol layer or the test vectors.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -28,17 +26,13 @@ from ledgersync.protocol.challenge import (
     sign_seed_id,
 )
 
-VECTORS = json.loads(
-    (Path(__file__).parent.parent / "data" / "lkrp-vectors.json").read_text(encoding="utf-8")
-)["vectors"]
+from ..conftest import load_vectors
+
+VECTORS = load_vectors()
 
 
 def vector(identifier: str) -> dict[str, Any]:
-    for item in VECTORS:
-        if item["id"] == identifier:
-            found: dict[str, Any] = item
-            return found
-    raise KeyError(identifier)
+    return VECTORS[identifier]
 
 
 ATTESTATION = vector("device_attestation_keys")

@@ -58,6 +58,11 @@ def test_the_first_write_of_an_empty_document_may_carry_any_version(member: Memb
     assert member.get().json()["version"] == 42
     assert member.post(42, "again").json()["status"] == "out-of-sync"
     assert member.post(43, "next").json() == {"status": "updated"}
+    big = 2**53 - 2  # JavaScript's largest safe integer is the last version
+    assert member.post(big, "big", slug="big").json() == {"status": "updated"}
+    assert member.post(big + 1, "bigger", slug="big").json() == {"status": "updated"}
+    assert member.get(slug="big", version=big + 1).json() == {"status": "up-to-date"}
+    assert member.post(big + 2, "too big", slug="big").status_code == 400
     response = member.post(0, "zero")
     assert response.status_code == 400
     assert "version must be at least 1" in error_message(response)

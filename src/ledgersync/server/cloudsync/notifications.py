@@ -33,7 +33,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..broker import CLOUDSYNC_CHANNEL, Broker
 from ..clock import Clock
@@ -284,11 +284,11 @@ class NotificationHub:
 
 
 async def _send(websocket: WebSocket, text: str) -> None:
-    with contextlib.suppress(RuntimeError, OSError):  # the socket is going away
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):  # going away
         await websocket.send_text(text)
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     reason = reason.encode()[:120].decode(errors="ignore")  # close reasons: 123 bytes at most
-    with contextlib.suppress(RuntimeError, OSError):
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
         await websocket.close(code=code, reason=reason)

@@ -29,7 +29,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..metrics import Metrics
 from .qr_shared import RelayEvent, SharedRooms
@@ -49,6 +49,7 @@ class Room:
     peers: list[WebSocket] = field(default_factory=list)
     last_activity: float = 0.0
     closed: bool = False
+    watchdog: asyncio.Task[None] | None = None
     #: With shared rooms: each local peer's seat, and the reason the room closed.
     seats: dict[WebSocket, str] = field(default_factory=dict)
     close_reason: str = "peer left"
@@ -93,6 +94,7 @@ class QrRelay:
             if len(self._rooms) >= self.max_rooms:
                 raise RoomRefused("too many pairing sessions, try again later")
             room = self._rooms[host] = Room(host, last_activity=_now())
+            room.watchdog = asyncio.create_task(self._close_when_idle(room))
             self._metrics.qr_rooms.set(len(self._rooms))
         if len(room.peers) >= self.MAX_PEERS:
             raise RoomRefused("this pairing session already has two peers")
@@ -101,9 +103,8 @@ class QrRelay:
             room.peers.append(peer)  # holds the room while the seat is taken
             if not await self._shared.take_seat(host, seat):
                 room.peers.remove(peer)
-                if not room.peers and self._rooms.get(host) is room:
-                    del self._rooms[host]
-                    self._metrics.qr_rooms.set(len(self._rooms))
+                if not room.peers:  # created for this peer only: drop it
+                    await self.close_room(room, "room full")
                 raise RoomRefused("this pairing session already has two peers")
             room.seats[peer] = seat
             return room
@@ -111,16 +112,9 @@ class QrRelay:
         return room
 
     async def relay(self, room: Room, peer: WebSocket) -> None:
-        """Forward ``peer``'s frames until it leaves or the room goes idle."""
+        """Forward ``peer``'s frames until it leaves or the room is closed."""
         while not room.closed:
-            remaining = room.last_activity + self.idle_timeout - _now()
-            if remaining <= 0:
-                await self.close_room(room, "idle timeout")
-                return
-            try:
-                message = await asyncio.wait_for(peer.receive(), remaining)
-            except TimeoutError:
-                continue  # the other peer may have been active meanwhile: look again
+            message = await peer.receive()
             if message["type"] == "websocket.disconnect":
                 return
             room.last_activity = _now()
@@ -138,7 +132,7 @@ class QrRelay:
                     await other.send_text(message["text"])
                 elif message.get("bytes") is not None:
                     await other.send_bytes(message["bytes"])
-            except (RuntimeError, OSError):
+            except (RuntimeError, OSError, WebSocketDisconnect):
                 continue  # the other peer is going away; its own task cleans up
             self._metrics.qr_frames.inc()
 
@@ -152,10 +146,20 @@ class QrRelay:
         if not room.closed:
             await self.close_room(room, "peer left")
 
+    async def _close_when_idle(self, room: Room) -> None:
+        while not room.closed:
+            remaining = room.last_activity + self.idle_timeout - _now()
+            if remaining <= 0:
+                await self.close_room(room, "idle timeout")
+                return
+            await asyncio.sleep(remaining)
+
     async def close_room(self, room: Room, reason: str) -> None:
         if not room.closed:
             room.close_reason = reason
         room.closed = True
+        if room.watchdog is not None and room.watchdog is not asyncio.current_task():
+            room.watchdog.cancel()
         if self._rooms.get(room.host) is room:
             del self._rooms[room.host]
             self._metrics.qr_rooms.set(len(self._rooms))
@@ -212,12 +216,12 @@ async def relay_endpoint(websocket: WebSocket, relay: QrRelay) -> None:
 
 
 async def _send(peer: WebSocket, sending: Coroutine[Any, Any, None]) -> None:
-    with contextlib.suppress(RuntimeError, OSError):  # the peer is going away
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):  # going away
         await sending
 
 
 async def _close(peer: WebSocket, code: int, reason: str) -> None:
-    with contextlib.suppress(RuntimeError, OSError):  # already closed or gone
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):  # gone
         await peer.close(code=code, reason=reason)
 
 
