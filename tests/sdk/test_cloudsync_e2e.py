@@ -282,6 +282,14 @@ async def test_rotation_moves_the_data_to_the_new_key(synced: list[Instance]) ->
     stale = Trustchain(new.root_id, new.wallet_sync_encryption_key, "m/0'/16'/0'")
     with pytest.raises(TrustchainOutdated):
         await phone_cloud.pull(stale, phone.credentials)
+    # The same, decided by the server's answer ("path does not match") rather than locally.
+    with pytest.raises(TrustchainOutdated):
+        await phone.sdk.with_auth(
+            phone.tc,
+            phone.credentials,
+            lambda jwt: phone_cloud.api.fetch(jwt, new.root_id, "m/0'/16'/0'", None),
+            ignore_permissions_checks=True,
+        )
 
 
 async def next_version(iterator: Any) -> int:
