@@ -1,0 +1,45 @@
+// The modules of Ledger's published packages that the harness uses, loaded in one place.
+// Deep imports: the packages' roots pull dependencies (coin modules, transports) that are not
+// installed here (see install.sh).
+"use strict";
+const hw = require("@ledgerhq/hw-ledger-key-ring-protocol");
+const { SDK } = require("@ledgerhq/ledger-key-ring-protocol/sdk");
+const { genericWithJWT } = require("@ledgerhq/ledger-key-ring-protocol/auth");
+const getApi = require("@ledgerhq/ledger-key-ring-protocol/api").default;
+const errors = require("@ledgerhq/ledger-key-ring-protocol/errors");
+const qrcode = require("@ledgerhq/ledger-key-ring-protocol/qrcode/index");
+const { CloudSyncSDK } = require("@ledgerhq/live-wallet/cloudsync/index");
+const { makeCipher } = require("@ledgerhq/live-wallet/cloudsync/cipher");
+const { trustchainLifecycle, liveSlug } = require(
+  "@ledgerhq/live-wallet/walletsync/trustchainLifecyle",
+);
+const { z } = require("zod");
+const fs = require("fs");
+const path = require("path");
+
+const PACKAGES = [
+  "@ledgerhq/hw-ledger-key-ring-protocol",
+  "@ledgerhq/ledger-key-ring-protocol",
+  "@ledgerhq/live-wallet",
+];
+const versions = Object.fromEntries(
+  PACKAGES.map(name => {
+    const file = path.join(__dirname, "..", "node_modules", name, "package.json");
+    return [name, JSON.parse(fs.readFileSync(file, "utf8")).version];
+  }),
+);
+
+module.exports = {
+  hw,
+  SDK,
+  genericWithJWT,
+  getApi,
+  errors,
+  qrcode,
+  CloudSyncSDK,
+  makeCipher,
+  trustchainLifecycle,
+  liveSlug,
+  z,
+  versions,
+};
