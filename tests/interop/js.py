@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -176,6 +177,38 @@ class JsInstance:
                 f"JS {self.label}: {state} "
                 f"(events: {[e.get('event') for e in self._events]})\n{self.stderr_tail()}"
             )
+
+    def serve_apdus(
+        self,
+        future: Future[Any],
+        exchange: Callable[[bytes], bytes],
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Any:
+        """Answer the APDUs the JS side sends over its bridge with ``exchange`` until
+        ``future`` completes; returns its result. The count is kept in ``apdu_count``."""
+        deadline = time.monotonic() + timeout
+        self.apdu_count = 0
+        while True:
+            with self._lock:
+                self._lock.wait_for(
+                    lambda: (
+                        future.done()
+                        or self._closed
+                        or any(e.get("event") == "apdu" for e in self._events)
+                    ),
+                    max(0.0, deadline - time.monotonic()),
+                )
+                index = next(
+                    (i for i, e in enumerate(self._events) if e.get("event") == "apdu"), None
+                )
+                event = self._events.pop(index) if index is not None else None
+            if event is None:
+                if future.done():
+                    return future.result()
+                raise TimeoutError(f"JS {self.label}: APDU exchange stalled\n{self.stderr_tail()}")
+            response = exchange(bytes.fromhex(event["apdu"]))
+            self.apdu_count += 1
+            self.call("protocol.apduResponse", seq=event["seq"], response=response.hex())
 
     def events(self, name: str) -> list[dict[str, Any]]:
         with self._lock:

@@ -24,6 +24,7 @@ const { crypto } = hw;
 function emit(message) {
   process.stdout.write(JSON.stringify(message) + "\n");
 }
+protocol.emit = emit;
 
 function serializeError(error) {
   if (error instanceof Error) {

@@ -5,6 +5,7 @@
 "use strict";
 const { hw, SDK, makeCipher } = require("./ledger.cjs");
 const { SoftwareDeviceProvider, keypair } = require("./device.cjs");
+const { BridgeTransport } = require("./apdu.cjs");
 
 const { crypto, StreamTree, SoftwareDevice, DerivationPath, Permissions } = hw;
 
@@ -32,15 +33,32 @@ function offlineSdk() {
   );
 }
 
-/** Ledger's SoftwareDevice as root: Seed, then members shared on `path`, optionally closed. */
+// The APDU bridge of this process (see apdu.cjs), created on first use.
+let bridge = null;
+function apduDevice() {
+  if (!bridge) bridge = new BridgeTransport(message => module.exports.emit(message));
+  return hw.device.apdu(bridge);
+}
+
+function apduResponse({ seq, response }) {
+  bridge.respond(seq, response);
+  return null;
+}
+
+/**
+ * A trustchain built by a device: Seed, then members shared on `path`, optionally closed.
+ * The device is Ledger's SoftwareDevice with `devicePrivateKey`, or with `apdu: true` Ledger's
+ * ApduDevice talking to the device pytest serves over the APDU bridge.
+ */
 async function createTrustchain({
   devicePrivateKey,
+  apdu = false,
   members = [],
   path = "m/0'/16'/0'",
   close = false,
   topic,
 }) {
-  const device = softwareDevice(devicePrivateKey);
+  const device = apdu ? apduDevice() : softwareDevice(devicePrivateKey);
   let tree = await StreamTree.createNewTree(device, {
     topic: topic === undefined ? undefined : crypto.from_hex(topic),
   });
@@ -179,6 +197,17 @@ async function deviceLoginBody({ challenge, devicePrivateKey, attestationPrivate
   return posted[0];
 }
 
+/** Ledger's ApduDevice GET_SEED_ID over the bridge, as Ledger's HWDeviceProvider calls it. */
+async function apduGetSeedId({ tlv }) {
+  const result = await apduDevice().getSeedId(crypto.from_hex(tlv));
+  return {
+    publicKey: crypto.to_hex(result.pubkeyCredential.publicKey),
+    signature: crypto.to_hex(result.signature),
+    attestation: crypto.to_hex(result.attestationResult),
+    attestationPublicKey: crypto.to_hex(result.attestationPubkeyCredential.publicKey),
+  };
+}
+
 /** What Ledger's challenge parser makes of a challenge TLV. */
 async function parseChallenge({ tlv }) {
   const [challenge] = hw.Challenge.fromBytes(crypto.from_hex(tlv));
@@ -190,6 +219,11 @@ async function parseChallenge({ tlv }) {
 }
 
 module.exports = {
+  emit: () => {
+    throw new Error("protocol.emit is set by instance.cjs");
+  },
+  apduResponse,
+  apduGetSeedId,
   createTrustchain,
   extendTrustchain,
   resolveTrustchain,
