@@ -18,7 +18,7 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy --strict src/ledgersync/protocol
+	$(BIN)/mypy --strict src/ledgersync/protocol src/ledgersync/sdk
 
 # Ledger's JavaScript packages for tests/interop (instant once installed; needs node and npm).
 interop-deps:
