@@ -22,6 +22,7 @@ from ledgersync.protocol import (
     crypto,
     encode_stream,
     parse_path,
+    qr,
     read_key,
     resolve_tree,
 )
@@ -323,3 +324,49 @@ def test_device_login_body_verifies_with_the_test_attestation_key(
     attestation = decode_attestation(bytes.fromhex(body["signature"]["attestation"]))
     assert attestation.credential.public_key.hex() == attestation_keys["test_public_key_compressed"]
     attestation.verify(challenge.hash(), bytes.fromhex(body["signature"]["signature"]))
+
+
+def test_qr_pairing_payloads_cross_both_ways(js_offline: JsInstance) -> None:
+    """Ledger's QR message cipher (ECDH x-coordinate session key, AES-GCM) against ours."""
+    host, candidate = KeyPair.generate(), KeyPair.generate()
+    trustchain = {
+        "rootId": "00" + os.urandom(32).hex(),
+        "walletSyncEncryptionKey": os.urandom(32).hex(),
+        "applicationPath": APP_PATH,
+    }
+    encrypted = js_offline.call(
+        "protocol.qrEncrypt",
+        ownPrivateKey=host.private_key.hex(),
+        peerPublicKey=candidate.public_key.hex(),
+        payload={"trustchain": trustchain},
+    )
+    frame = qr.Message(host.public_key.hex(), "TrustchainAddedMember", encrypted).encode()
+    ours = qr.SessionCipher.from_ecdh(candidate.private_key, host.public_key)
+    assert ours.decrypt_message(qr.parse_message(frame)) == {"trustchain": trustchain}
+
+    reply = qr.Message(
+        candidate.public_key.hex(),
+        "CompleteHandshakeChallenge",
+        ours.encrypt_payload({"digits": "042"}),
+    )
+    assert js_offline.call(
+        "protocol.qrDecrypt",
+        ownPrivateKey=host.private_key.hex(),
+        peerPublicKey=candidate.public_key.hex(),
+        message=reply.to_json(),
+    ) == {"digits": "042"}
+    with pytest.raises(JsError) as error:
+        js_offline.call(
+            "protocol.qrDecrypt",
+            ownPrivateKey=KeyPair.generate().private_key.hex(),
+            peerPublicKey=candidate.public_key.hex(),
+            message=reply.to_json(),
+        )
+    assert error.value.name == "InvalidEncryptionKeyError"
+
+
+def test_legacy_import_qr_detection_agrees(js_offline: JsInstance) -> None:
+    legacy = base64.b64encode(bytes((0x64, 0x00, 0x03, 0x00)) + os.urandom(120)).decode()
+    other = base64.b64encode(os.urandom(124)).decode()
+    for text in (legacy, other, "not base64 at all", legacy[:40]):
+        assert js_offline.call("protocol.isOldBase64Import", text=text) == qr.is_legacy_import(text)

@@ -8,6 +8,7 @@ const { genericWithJWT } = require("@ledgerhq/ledger-key-ring-protocol/auth");
 const getApi = require("@ledgerhq/ledger-key-ring-protocol/api").default;
 const errors = require("@ledgerhq/ledger-key-ring-protocol/errors");
 const qrcode = require("@ledgerhq/ledger-key-ring-protocol/qrcode/index");
+const qrcipher = require("@ledgerhq/ledger-key-ring-protocol/qrcode/cipher");
 const { CloudSyncSDK } = require("@ledgerhq/live-wallet/cloudsync/index");
 const { makeCipher } = require("@ledgerhq/live-wallet/cloudsync/cipher");
 const { trustchainLifecycle, liveSlug } = require(
@@ -36,6 +37,7 @@ module.exports = {
   getApi,
   errors,
   qrcode,
+  qrcipher,
   CloudSyncSDK,
   makeCipher,
   trustchainLifecycle,

@@ -3,7 +3,7 @@
 // with Ledger's resolver, Ledger's user-data and Cloud Sync ciphers, and the exact login bodies
 // Ledger's SDK posts (its own code, fed a recorded challenge instead of the network).
 "use strict";
-const { hw, SDK, makeCipher } = require("./ledger.cjs");
+const { hw, SDK, makeCipher, qrcode, qrcipher } = require("./ledger.cjs");
 const { SoftwareDeviceProvider, keypair } = require("./device.cjs");
 const { BridgeTransport } = require("./apdu.cjs");
 
@@ -208,6 +208,24 @@ async function apduGetSeedId({ tlv }) {
   };
 }
 
+/** Ledger's QR pairing cipher with the ECDH session key of `ownPrivateKey` and `peerPublicKey`. */
+function qrSessionCipher(ownPrivateKey, peerPublicKey) {
+  const session = crypto.ecdh(keypair(ownPrivateKey), crypto.from_hex(peerPublicKey));
+  return qrcipher.makeMessageCipher(qrcipher.makeCipher(session));
+}
+
+async function qrEncrypt({ ownPrivateKey, peerPublicKey, payload }) {
+  return qrSessionCipher(ownPrivateKey, peerPublicKey).encryptMessagePayload(payload);
+}
+
+async function qrDecrypt({ ownPrivateKey, peerPublicKey, message }) {
+  return qrSessionCipher(ownPrivateKey, peerPublicKey).decryptMessage(message);
+}
+
+async function isOldBase64Import({ text }) {
+  return qrcode.isOldBase64Import(text);
+}
+
 /** What Ledger's challenge parser makes of a challenge TLV. */
 async function parseChallenge({ tlv }) {
   const [challenge] = hw.Challenge.fromBytes(crypto.from_hex(tlv));
@@ -234,4 +252,7 @@ module.exports = {
   memberLoginBody,
   deviceLoginBody,
   parseChallenge,
+  qrEncrypt,
+  qrDecrypt,
+  isOldBase64Import,
 };
