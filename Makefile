@@ -12,13 +12,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The server, on ./data/ledgersync.sqlite by default; LEDGERSYNC_* variables configure it
+# (docs/server.md).
 serve: $(STAMP)
-	$(BIN)/ledgersync inspect examples/trustchain.json
+	$(BIN)/ledgersync serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy --strict src/ledgersync/protocol src/ledgersync/sdk
+	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
+	$(BIN)/mypy --strict src/ledgersync/protocol src/ledgersync/sdk src/ledgersync/server
 
 # Ledger's JavaScript packages for tests/interop (instant once installed; needs node and npm).
 interop-deps:

@@ -13,6 +13,7 @@ import click
 #: command name → "module:attribute" of its click command.
 SUBCOMMANDS = {
     "inspect": "ledgersync.cli.inspect:inspect",
+    "serve": "ledgersync.cli.serve:serve",
 }
 
 

@@ -468,6 +468,31 @@ def sign_seed_id(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ChallengeAnswer:
+    """The ``signature`` object posted to ``/v1/authenticate`` (spec §7.4), parsed.
+
+    The inverse of :func:`member_authentication` and :func:`device_authentication`; nothing is
+    verified here (that needs the challenge hash and a trust policy).
+    """
+
+    credential: PubKeyCredential
+    signature: bytes
+    attestation: Attestation
+
+    @classmethod
+    def from_json(cls, value: Any) -> ChallengeAnswer:
+        if not isinstance(value, dict):
+            raise ChallengeValueError(
+                "the answer must be an object with credential, signature and attestation"
+            )
+        return cls(
+            credential=PubKeyCredential.from_json(value.get("credential")),
+            signature=_hex(value.get("signature"), "signature"),
+            attestation=decode_attestation(_hex(value.get("attestation"), "attestation")),
+        )
+
+
 def member_authentication(
     challenge: Challenge, member_secret: bytes, trustchain_id: str
 ) -> dict[str, Any]:

@@ -1,0 +1,33 @@
+"""``ledgersync serve``: run the Key Ring and Cloud Sync server."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--host", default=None, help="Interface to listen on [LEDGERSYNC_HOST, 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [LEDGERSYNC_PORT, 8080].")
+@click.option(
+    "--database",
+    default=None,
+    help="sqlite:///path or postgresql://… URL "
+    "[LEDGERSYNC_DATABASE, sqlite:///data/ledgersync.sqlite].",
+)
+@click.option(
+    "--public-url",
+    default=None,
+    help="URL clients use to reach the server [LEDGERSYNC_PUBLIC_URL, http://localhost:8080].",
+)
+def serve(host: str | None, port: int | None, database: str | None, public_url: str | None) -> None:
+    """Serve the Key Ring API and the Cloud Sync API (other settings: LEDGERSYNC_* variables)."""
+    from ledgersync.server import ServerConfig, run
+    from ledgersync.server.config import ConfigError
+
+    try:
+        config = ServerConfig.from_env(
+            host=host, port=port, database=database, public_url=public_url
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    run(config)

@@ -1,0 +1,115 @@
+"""The application factory: one ASGI app serving the Key Ring API and the Cloud Sync API.
+
+``create_app(config)`` builds the app from arguments only (no globals). Its lifespan loads
+(or creates) the server keys, opens the storage and applies migrations, then publishes the
+shared services on ``app.state``:
+
+* ``app.state.config``: :class:`~ledgersync.server.config.ServerConfig`;
+* ``app.state.clock``: the :data:`~ledgersync.server.clock.Clock`;
+* ``app.state.metrics``: :class:`~ledgersync.server.metrics.Metrics`;
+* ``app.state.storage``: :class:`~ledgersync.server.storage.Storage`;
+* ``app.state.tokens``: :class:`~ledgersync.server.tokens.TokenService` (verify any token);
+* ``app.state.keyring``: the Key Ring API's :class:`~ledgersync.server.keyring.context.KeyRing`.
+
+Errors are mapped in one place: :class:`~ledgersync.server.errors.ApiError` becomes its JSON
+body, unknown routes a JSON 404, anything unexpected a JSON 500 without details.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .clock import Clock, system_clock
+from .config import ServerConfig
+from .errors import NO_SUCH_ENDPOINT, ApiError, error_body
+from .keyring.context import KeyRing
+from .keys import load_or_create_keys
+from .metrics import Metrics
+from .observability import RequestObserver
+from .routes import routes
+from .storage import open_storage
+from .tokens import TokenService
+
+log = logging.getLogger("ledgersync.server")
+
+
+def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlette:
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        keys = load_or_create_keys(config.key_file)
+        storage = await open_storage(config.database)
+        tokens = TokenService(
+            keys.token_key,
+            issuer=config.public_host,
+            access_ttl=config.access_token_ttl,
+            refresh_window=config.refresh_window,
+            clock=clock,
+        )
+        keyring = KeyRing.build(
+            config,
+            store=storage.keyring,
+            tokens=tokens,
+            relying_party=keys.relying_party,
+            clock=clock,
+            metrics=metrics,
+        )
+        app.state.storage = storage
+        app.state.tokens = tokens
+        app.state.keyring = keyring
+        log.info(
+            "ledgersync started",
+            extra={
+                "public_host": config.public_host,
+                "database": config.database.split(":", 1)[0],
+                "challenge_key": keys.relying_party.public_key.hex(),
+            },
+        )
+        try:
+            yield
+        finally:
+            await keyring.relay.close_all()
+            await storage.close()
+
+    def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        if exc.rule is not None:
+            metrics.blocks_rejected.labels(exc.rule).inc()
+        body = error_body(exc.status, exc.cause, clock(), exc.rule)
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+    def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        cause = NO_SUCH_ENDPOINT if exc.status_code == 404 else str(exc.detail)
+        body = error_body(exc.status_code, cause, clock())
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    def server_error(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error", exc_info=exc)
+        return JSONResponse(error_body(500, "internal error", clock()), status_code=500)
+
+    app = Starlette(
+        routes=routes(config),
+        middleware=[
+            Middleware(RequestObserver, metrics=metrics, log_client_ip=config.log_client_ip)
+        ],
+        exception_handlers={
+            ApiError: api_error,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.clock = clock
+    app.state.metrics = metrics
+    return app

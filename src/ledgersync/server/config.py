@@ -1,0 +1,197 @@
+"""Server configuration: one frozen value, built from defaults, environment variables and flags.
+
+Every field can be set by an environment variable named ``LEDGERSYNC_<FIELD>`` (upper case);
+command-line flags of ``ledgersync serve`` override the environment. The table of variables is
+in ``docs/server.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "LEDGERSYNC_"
+
+#: The Ledger Sync app's attestation keys (app-ledger-sync ``src/crypto_data.h``): PROD signs
+#: on genuine devices; TEST is public and used by builds without the production key (Speculos).
+LEDGER_PROD_ATTESTATION_KEY = bytes.fromhex(
+    "03cce710b4ace62a3597e5b9853463b6bbc45a7d198bf7b698dd885c4fedf98f9d"
+)
+LEDGER_TEST_ATTESTATION_KEY = bytes.fromhex(
+    "029a8bef4947807f60aa2130f194f83b45e3989746a40d7b5a027ba13a38c2115f"
+)
+_NAMED_ATTESTATION_KEYS = {"prod": LEDGER_PROD_ATTESTATION_KEY, "test": LEDGER_TEST_ATTESTATION_KEY}
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the setting."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    #: Interface and port to listen on.
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: ``sqlite:///relative/path.sqlite``, ``sqlite:////absolute/path.sqlite`` or
+    #: ``postgresql://user:password@host:port/database``.
+    database: str = "sqlite:///data/ledgersync.sqlite"
+    #: The URL clients use to reach this server; its host name goes into challenges and tokens.
+    public_url: str = "http://localhost:8080"
+    #: The server's secret keys (challenge signing and token signing), created on first start.
+    key_file: Path = Path("data/server-key.json")
+    #: Access-token lifetime and the refresh window counted from the original login, in seconds.
+    access_token_ttl: int = 300
+    refresh_window: int = 3600
+    #: How long a challenge can be answered, in seconds (Ledger's backend: 30 minutes).
+    challenge_ttl: int = 1800
+    #: Trusted attestation keys for device logins: ``prod``, ``test`` or 66-hex public keys.
+    attestation_keys: tuple[bytes, ...] = (LEDGER_PROD_ATTESTATION_KEY, LEDGER_TEST_ATTESTATION_KEY)
+    #: Accept genuine devices only (the PROD attestation key), whatever ``attestation_keys`` says.
+    prod_attestation_only: bool = False
+    #: Per-client token bucket on ``/v1/challenge`` and ``/v1/authenticate``.
+    rate_limit_per_minute: int = 60
+    rate_limit_burst: int = 20
+    #: Bounds on what a client may send.
+    max_body_bytes: int = 1 << 20
+    max_blocks_per_request: int = 64
+    max_stream_blocks: int = 1024
+    max_streams_per_trustchain: int = 256
+    max_trustchains_per_device: int = 64
+    #: Websockets: the largest frame accepted, and the QR relay's idle timeout and room count.
+    ws_max_frame_bytes: int = 64 * 1024
+    qr_idle_timeout: float = 300.0
+    qr_max_rooms: int = 10_000
+    #: Logging: client IP addresses are left out unless enabled.
+    log_client_ip: bool = False
+    log_level: str = "info"
+    #: Comma-separated proxy addresses whose X-Forwarded-For is trusted (uvicorn); empty: none.
+    forwarded_allow_ips: str = ""
+    #: Serve Prometheus metrics at ``/metrics``.
+    metrics: bool = True
+    #: Software version reported by ``/_info``.
+    version: str = field(default_factory=lambda: _package_version())
+
+    def __post_init__(self) -> None:
+        for name in (
+            "access_token_ttl",
+            "refresh_window",
+            "challenge_ttl",
+            "rate_limit_per_minute",
+            "rate_limit_burst",
+            "max_body_bytes",
+            "max_blocks_per_request",
+            "max_stream_blocks",
+            "max_streams_per_trustchain",
+            "max_trustchains_per_device",
+            "ws_max_frame_bytes",
+            "qr_max_rooms",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+        if self.qr_idle_timeout <= 0:
+            raise ConfigError("qr_idle_timeout must be positive")
+        if not 0 < self.port < 65536:
+            raise ConfigError("port must be between 1 and 65535")
+        self.public_host  # noqa: B018 - validates public_url
+        if not self.trusted_attestation_keys:
+            raise ConfigError("attestation_keys is empty: no device could log in")
+
+    @property
+    def public_host(self) -> str:
+        """The host name of ``public_url``: the challenge's trusted name and the token issuer."""
+        host = urlsplit(self.public_url).hostname
+        if not host or not host.isascii() or len(host) > 63:
+            raise ConfigError(f"public_url {self.public_url!r} needs an ASCII host of 1-63 chars")
+        return host
+
+    @property
+    def trusted_attestation_keys(self) -> tuple[bytes, ...]:
+        if self.prod_attestation_only:
+            return (LEDGER_PROD_ATTESTATION_KEY,)
+        return self.attestation_keys
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
+        """Defaults, then ``LEDGERSYNC_*`` variables, then ``overrides`` (None values skipped)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            raw = env.get(ENV_PREFIX + item.name.upper())
+            if raw is not None and item.name in _PARSERS:
+                try:
+                    values[item.name] = _PARSERS[item.name](raw)
+                except ValueError as exc:
+                    variable = ENV_PREFIX + item.name.upper()
+                    raise ConfigError(f"{variable}: {exc}") from exc
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+    def with_changes(self, **changes: Any) -> ServerConfig:
+        return replace(self, **changes)
+
+
+def _package_version() -> str:
+    from ledgersync import __version__
+
+    return __version__
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is not a boolean (use true/false)")
+
+
+def parse_attestation_keys(text: str) -> tuple[bytes, ...]:
+    """``prod,test`` or a comma-separated list of compressed public keys in hex."""
+    keys = []
+    for item in text.split(","):
+        name = item.strip().lower()
+        if not name:
+            continue
+        if name in _NAMED_ATTESTATION_KEYS:
+            keys.append(_NAMED_ATTESTATION_KEYS[name])
+            continue
+        try:
+            key = bytes.fromhex(name)
+        except ValueError as exc:
+            raise ValueError(f"{item!r} is neither prod, test nor a hex public key") from exc
+        if len(key) != 33 or key[0] not in (2, 3):
+            raise ValueError(f"{item!r} is not a 33-byte compressed public key")
+        keys.append(key)
+    return tuple(keys)
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "host": str,
+    "port": int,
+    "database": str,
+    "public_url": str,
+    "key_file": Path,
+    "access_token_ttl": int,
+    "refresh_window": int,
+    "challenge_ttl": int,
+    "attestation_keys": parse_attestation_keys,
+    "prod_attestation_only": parse_bool,
+    "rate_limit_per_minute": int,
+    "rate_limit_burst": int,
+    "max_body_bytes": int,
+    "max_blocks_per_request": int,
+    "max_stream_blocks": int,
+    "max_streams_per_trustchain": int,
+    "max_trustchains_per_device": int,
+    "ws_max_frame_bytes": int,
+    "qr_idle_timeout": float,
+    "qr_max_rooms": int,
+    "log_client_ip": parse_bool,
+    "log_level": str,
+    "forwarded_allow_ips": str,
+    "metrics": parse_bool,
+}

@@ -1,0 +1,69 @@
+"""The key-ring API's dependencies, bundled once at start and passed to its functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledgersync.protocol import KeyPair
+
+from ..clock import Clock
+from ..config import ServerConfig
+from ..metrics import Metrics
+from ..ratelimit import RateLimiter
+from ..storage import KeyRingStore
+from ..tokens import TokenService
+from .qr import QrRelay
+from .validation import Limits
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    config: ServerConfig
+    store: KeyRingStore
+    tokens: TokenService
+    relying_party: KeyPair
+    clock: Clock
+    metrics: Metrics
+    limits: Limits
+    challenge_limiter: RateLimiter
+    authenticate_limiter: RateLimiter
+    relay: QrRelay
+
+    @classmethod
+    def build(
+        cls,
+        config: ServerConfig,
+        *,
+        store: KeyRingStore,
+        tokens: TokenService,
+        relying_party: KeyPair,
+        clock: Clock,
+        metrics: Metrics,
+    ) -> KeyRing:
+        def limiter() -> RateLimiter:
+            return RateLimiter(
+                per_minute=config.rate_limit_per_minute,
+                burst=config.rate_limit_burst,
+                clock=clock,
+            )
+
+        return cls(
+            config=config,
+            store=store,
+            tokens=tokens,
+            relying_party=relying_party,
+            clock=clock,
+            metrics=metrics,
+            limits=Limits(
+                max_blocks_per_request=config.max_blocks_per_request,
+                max_stream_blocks=config.max_stream_blocks,
+                max_streams_per_trustchain=config.max_streams_per_trustchain,
+            ),
+            challenge_limiter=limiter(),
+            authenticate_limiter=limiter(),
+            relay=QrRelay(
+                idle_timeout=config.qr_idle_timeout,
+                max_rooms=config.qr_max_rooms,
+                metrics=metrics,
+            ),
+        )

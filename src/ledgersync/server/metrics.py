@@ -1,0 +1,62 @@
+"""Prometheus metrics, in a registry owned by each app (several apps can live in one process).
+
+Labels never carry identifiers (trustchain ids, keys, addresses): routes are reported by
+their template (``/v1/trustchain/{trustchain_id}``), unmatched paths as ``unmatched``.
+In a multi-process deployment each process serves its own counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter(
+            "ledgersync_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_duration = Histogram(
+            "ledgersync_http_request_duration_seconds",
+            "HTTP request handling time, by route template",
+            ["route"],
+            registry=self.registry,
+        )
+        self.logins = Counter(
+            "ledgersync_logins",
+            "Authentication attempts, by kind (device, member) and outcome",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+        self.trustchains_created = Counter(
+            "ledgersync_trustchains_created", "Trustchains created", registry=self.registry
+        )
+        self.trustchains_deleted = Counter(
+            "ledgersync_trustchains_deleted", "Trustchains deleted", registry=self.registry
+        )
+        self.blocks_stored = Counter(
+            "ledgersync_blocks_stored", "Blocks accepted and stored", registry=self.registry
+        )
+        self.blocks_rejected = Counter(
+            "ledgersync_blocks_rejected",
+            "Requests whose blocks were refused, by rule",
+            ["rule"],
+            registry=self.registry,
+        )
+        self.qr_rooms = Gauge(
+            "ledgersync_qr_rooms", "Open QR-pairing relay rooms", registry=self.registry
+        )
+        self.qr_frames = Counter(
+            "ledgersync_qr_frames_relayed",
+            "Frames relayed between QR peers",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

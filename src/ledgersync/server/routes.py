@@ -1,0 +1,38 @@
+"""Every route the server answers, in one table (``ledger-sync-api.md`` §2.2).
+
+To add an endpoint, write a thin handler in the feature's ``handlers`` module and add one line
+here. The Key Ring API and the Cloud Sync API share this table, hence one origin.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from . import status
+from .config import ServerConfig
+from .keyring import handlers as keyring
+
+
+def routes(config: ServerConfig) -> list[BaseRoute]:
+    table: list[BaseRoute] = [
+        Route("/_info", status.info, methods=["GET"]),
+        # Key Ring API (trustchain backend)
+        Route("/v1/challenge", keyring.get_challenge, methods=["GET"]),
+        Route("/v1/authenticate", keyring.post_authenticate, methods=["POST"]),
+        Route("/v1/refresh", keyring.get_refresh, methods=["GET"]),
+        Route("/v1/trustchains", keyring.get_trustchains, methods=["GET"]),
+        Route("/v1/seed", keyring.post_seed, methods=["POST"]),
+        Route("/v1/trustchain/{trustchain_id}", keyring.get_trustchain, methods=["GET"]),
+        Route("/v1/trustchain/{trustchain_id}", keyring.delete_trustchain, methods=["DELETE"]),
+        Route(
+            "/v1/trustchain/{trustchain_id}/derivation",
+            keyring.post_derivation,
+            methods=["POST"],
+        ),
+        Route("/v1/trustchain/{trustchain_id}/commands", keyring.put_commands, methods=["PUT"]),
+        WebSocketRoute("/v1/qr", keyring.qr_relay),
+        # Cloud Sync API (/atomic/v1/...) goes here.
+    ]
+    if config.metrics:
+        table.append(Route("/metrics", status.metrics, methods=["GET"]))
+    return table

@@ -1,0 +1,68 @@
+"""Storage: a SQLite file by default, PostgreSQL by URL, behind one small interface.
+
+* :mod:`.database`: the driver seam (:class:`Database`, :class:`Connection`), SQLite and
+  PostgreSQL implementations, :func:`connect`;
+* :mod:`.migrations`: the ordered schema migrations applied at start;
+* :mod:`.keyring`: the key-ring API's tables and queries (:class:`KeyRingStore`).
+
+A feature that needs tables adds a migration and its own store module built on
+:class:`Database`, and a field on :class:`Storage`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .database import Connection, Database, DatabaseUrlError, connect
+from .keyring import (
+    AlreadyExists,
+    KeyRingStore,
+    NewBlocks,
+    NoSuchTrustchain,
+    StoreConflict,
+    StreamInfo,
+    StreamMoved,
+    TrustchainInfo,
+)
+from .migrations import MIGRATIONS, Migration, apply_migrations
+
+
+@dataclass(frozen=True)
+class Storage:
+    database: Database
+    keyring: KeyRingStore
+
+    async def close(self) -> None:
+        await self.database.close()
+
+
+async def open_storage(url: str) -> Storage:
+    """Connect to ``url`` and bring its schema up to date."""
+    database = await connect(url)
+    try:
+        await apply_migrations(database)
+    except BaseException:
+        await database.close()
+        raise
+    return Storage(database, KeyRingStore(database))
+
+
+__all__ = [
+    "MIGRATIONS",
+    "AlreadyExists",
+    "Connection",
+    "Database",
+    "DatabaseUrlError",
+    "KeyRingStore",
+    "Migration",
+    "NewBlocks",
+    "NoSuchTrustchain",
+    "Storage",
+    "StoreConflict",
+    "StreamInfo",
+    "StreamMoved",
+    "TrustchainInfo",
+    "apply_migrations",
+    "connect",
+    "open_storage",
+]

@@ -1,0 +1,192 @@
+"""The database seam: one small async interface, two drivers (SQLite and PostgreSQL).
+
+Every query in the server is written once, in PostgreSQL's ``$1, $2`` placeholder style, and
+runs unchanged on both drivers (the SQLite driver rewrites ``$n`` into SQLite's ``?n``). Only
+DDL differs, through the ``{blob}`` type name of :data:`Database.types`.
+
+All work happens inside :meth:`Database.transaction`: it commits when the block ends and rolls
+back on any exception, so a handler that got through its ``async with`` without an error knows
+its writes are durable before it answers.
+
+* SQLite: one connection owned by one worker thread, WAL journal, ``synchronous=FULL``,
+  foreign keys on; an asyncio lock gives each transaction the connection to itself, and write
+  transactions start with ``BEGIN IMMEDIATE`` so that several processes sharing the file
+  serialise instead of deadlocking.
+* PostgreSQL: an asyncpg pool; each transaction holds one pooled connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
+
+Row = Sequence[Any]
+T = TypeVar("T")
+
+
+class Connection(Protocol):
+    """A connection inside a transaction."""
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        ...
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
+
+
+class Database(Protocol):
+    #: ``"sqlite"`` or ``"postgresql"``.
+    dialect: ClassVar[str]
+    #: DDL type names for this dialect, used as ``{blob}`` in migrations.
+    types: ClassVar[dict[str, str]]
+
+    def transaction(self) -> AbstractAsyncContextManager[Connection]: ...
+
+    async def close(self) -> None: ...
+
+
+class DatabaseUrlError(ValueError):
+    pass
+
+
+async def connect(url: str) -> Database:
+    """Open the database named by ``url`` (see :class:`~ledgersync.server.config.ServerConfig`)."""
+    if url.startswith("sqlite:///"):
+        return await SQLiteDatabase.open(Path(url.removeprefix("sqlite:///")))
+    if url.startswith(("postgresql://", "postgres://")):
+        return await PostgresDatabase.open(url)
+    raise DatabaseUrlError(
+        f"database URL must start with sqlite:/// or postgresql:// (got {url.split(':', 1)[0]!r})"
+    )
+
+
+# --- SQLite ------------------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _sqlite_sql(sql: str) -> str:
+    return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+def _sqlite_args(args: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(int(arg) if isinstance(arg, bool) else arg for arg in args)
+
+
+class _SQLiteConnection:
+    def __init__(self, database: SQLiteDatabase) -> None:
+        self._database = database
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        def run(connection: sqlite3.Connection) -> int:
+            return connection.execute(_sqlite_sql(sql), _sqlite_args(args)).rowcount
+
+        return await self._database.run(run)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        def run(connection: sqlite3.Connection) -> list[Row]:
+            return connection.execute(_sqlite_sql(sql), _sqlite_args(args)).fetchall()
+
+        return await self._database.run(run)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+
+class SQLiteDatabase:
+    dialect: ClassVar[str] = "sqlite"
+    types: ClassVar[dict[str, str]] = {"blob": "BLOB"}
+
+    def __init__(self, connection: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+        self._connection = connection
+        self._executor = executor
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> SQLiteDatabase:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+
+        def setup() -> sqlite3.Connection:
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA busy_timeout = 10000")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
+            connection.execute("PRAGMA foreign_keys = ON")
+            return connection
+
+        connection = await asyncio.get_running_loop().run_in_executor(executor, setup)
+        return cls(connection, executor)
+
+    async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, job, self._connection
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self._lock:
+            await self.run(lambda connection: connection.execute("BEGIN IMMEDIATE"))
+            try:
+                yield _SQLiteConnection(self)
+            except BaseException:
+                await self.run(lambda connection: connection.execute("ROLLBACK"))
+                raise
+            await self.run(lambda connection: connection.execute("COMMIT"))
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self.run(lambda connection: connection.close())
+        self._executor.shutdown(wait=True)
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+
+class _PostgresConnection:
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        status: str = await self._connection.execute(sql, *args)
+        last = status.rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return list(await self._connection.fetch(sql, *args))
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        row: Row | None = await self._connection.fetchrow(sql, *args)
+        return row
+
+
+class PostgresDatabase:
+    dialect: ClassVar[str] = "postgresql"
+    types: ClassVar[dict[str, str]] = {"blob": "BYTEA"}
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresDatabase:
+        import asyncpg  # type: ignore[import-untyped]
+
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=10)
+        return cls(pool)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self._pool.acquire() as connection, connection.transaction():
+            yield _PostgresConnection(connection)
+
+    async def close(self) -> None:
+        await self._pool.close()
