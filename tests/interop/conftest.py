@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from ledgersync.device.identity import DeviceIdentity, generate_mnemonic
 from tests.conftest import load_vectors
 
 from .js import JsInstance, ensure_node_packages
+from .server import Server
 
 _install_error: list[str] = []
 _installed: list[bool] = []
@@ -56,3 +58,40 @@ def make_js(node_packages: None) -> Iterator[Callable[[str], JsInstance]]:
 def attestation_keys() -> dict[str, Any]:
     """The Ledger Sync app's public TEST attestation key pair."""
     return load_vectors()["device_attestation_keys"]
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    """A real ``ledgersync serve`` shared by the tests (each test makes its own trustchain)."""
+    running = Server().start()
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def device_key() -> str:
+    """A fresh software device: its seed-id private key (hex), as a new seed would give."""
+    return DeviceIdentity.from_mnemonic(generate_mnemonic()).seed_id.private_key.hex()
+
+
+@pytest.fixture
+def js_for(
+    make_js: Callable[[str], JsInstance], server: Server, attestation_keys: dict[str, Any]
+) -> Callable[..., JsInstance]:
+    """``js_for(name, device_key)``: a configured JS instance with fresh member credentials."""
+
+    def make(name: str, device: str, *, url: str | None = None, cloud: bool = False) -> JsInstance:
+        instance = make_js(name)
+        base = url or server.url
+        instance.call(
+            "configure",
+            trustchainApiBaseUrl=base,
+            cloudSyncApiBaseUrl=base if cloud else None,
+            name=name,
+            devicePrivateKey=device,
+            attestationPrivateKey=attestation_keys["test_private_key"],
+        )
+        instance.call("initMemberCredentials")
+        return instance
+
+    return make

@@ -167,6 +167,10 @@ class Instance {
     return jwt;
   }
 
+  deviceJwt() {
+    return this.provider.withJwt("software-device", jwt => Promise.resolve(jwt), "cache");
+  }
+
   async encryptUserData({ data }) {
     const out = await this.sdk.encryptUserData(this.trustchain, crypto.from_hex(data));
     return crypto.to_hex(out);
