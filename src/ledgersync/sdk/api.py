@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import httpx2
-
 from .errors import InvalidResponse
-from .http import DEFAULT_GET_RETRIES, DEFAULT_TIMEOUT, JSONClient
+from .http import HTTPOptions, JSONClient
 
 #: ``{rootId: {path: [permission, ...]}}``
 Permissions = Mapping[str, Mapping[str, list[str]]]
@@ -57,22 +55,8 @@ def _permissions(value: Any, what: str) -> Permissions:
 class TrustchainAPI:
     """The Key Ring API at ``base_url`` (for example ``http://localhost:8000``)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        transport: httpx2.AsyncBaseTransport | None = None,
-        client_version: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        get_retries: int = DEFAULT_GET_RETRIES,
-    ) -> None:
-        self._http = JSONClient(
-            base_url,
-            transport=transport,
-            client_version=client_version,
-            timeout=timeout,
-            get_retries=get_retries,
-        )
+    def __init__(self, base_url: str, options: HTTPOptions | None = None) -> None:
+        self._http = JSONClient(base_url, options)
 
     @property
     def base_url(self) -> str:

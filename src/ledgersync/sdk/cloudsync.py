@@ -27,8 +27,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2
-
 from ..protocol import userdata
 from ..protocol.errors import ProtocolError
 from .api import JWT
@@ -36,6 +34,7 @@ from .auth import AuthPolicy
 from .cloudsync_api import CloudSyncAPI, Document, Status, SyncAnswer
 from .credentials import MemberCredentials, Trustchain
 from .errors import CloudSyncLocked, CloudSyncOutOfSync, CloudSyncPayloadError, TrustchainOutdated
+from .http import HTTPOptions
 from .notifications import Notifications
 from .trustchain import AfterRotation, TrustchainSDK
 
@@ -96,16 +95,13 @@ class CloudSyncSDK:
         get_current_version: Callable[[], int | None],
         save_new_update: Callable[[UpdateEvent], Awaitable[None]],
         slug: str = DEFAULT_SLUG,
-        transport: httpx2.AsyncBaseTransport | None = None,
-        client_version: str | None = None,
+        http: HTTPOptions | None = None,
         max_document_size: int = userdata.DEFAULT_MAX_DOCUMENT_SIZE,
     ) -> None:
         self.trustchain_sdk = trustchain_sdk
         self.get_current_version = get_current_version
         self.save_new_update = save_new_update
-        self.api = CloudSyncAPI(
-            api_base_url, slug, transport=transport, client_version=client_version
-        )
+        self.api = CloudSyncAPI(api_base_url, slug, http)
         self.max_document_size = max_document_size
         self._lock: str | None = None
 

@@ -12,11 +12,9 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
-import httpx2
-
 from .api import JWT
 from .errors import InvalidResponse
-from .http import DEFAULT_GET_RETRIES, DEFAULT_TIMEOUT, JSONClient
+from .http import HTTPOptions, JSONClient
 
 
 class Status(StrEnum):
@@ -72,25 +70,10 @@ def parse_answer(body: Any, allowed: frozenset[Status], what: str) -> SyncAnswer
 class CloudSyncAPI:
     """The Cloud Sync API at ``base_url`` for one ``slug`` (``live`` for Ledger Live)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        slug: str = "live",
-        *,
-        transport: httpx2.AsyncBaseTransport | None = None,
-        client_version: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        get_retries: int = DEFAULT_GET_RETRIES,
-    ) -> None:
+    def __init__(self, base_url: str, slug: str = "live", options: HTTPOptions | None = None):
         self.slug = slug
         self._path = f"/atomic/v1/{quote(slug, safe='')}"
-        self._http = JSONClient(
-            base_url,
-            transport=transport,
-            client_version=client_version,
-            timeout=timeout,
-            get_retries=get_retries,
-        )
+        self._http = JSONClient(base_url, options)
 
     @property
     def base_url(self) -> str:

@@ -14,6 +14,7 @@ Rules (``ledger-sync-api.md`` §2.1):
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -41,23 +42,30 @@ def error_message(response: httpx2.Response) -> str:
     return response.text or f"HTTP {response.status_code}"
 
 
+@dataclass(frozen=True)
+class HTTPOptions:
+    """How to reach a server: ``transport`` routes requests (tests, embedding), the client
+    version is sent as ``X-Ledger-Client-Version``, GETs are retried ``get_retries`` times."""
+
+    transport: httpx2.AsyncBaseTransport | None = None
+    client_version: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    get_retries: int = DEFAULT_GET_RETRIES
+
+
 class JSONClient:
     """An ``httpx2.AsyncClient`` that speaks JSON and raises the SDK's typed errors."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        transport: httpx2.AsyncBaseTransport | None = None,
-        client_version: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        get_retries: int = DEFAULT_GET_RETRIES,
-    ) -> None:
-        headers = {CLIENT_VERSION_HEADER: client_version} if client_version else {}
+    def __init__(self, base_url: str, options: HTTPOptions | None = None) -> None:
+        options = options or HTTPOptions()
+        headers = {CLIENT_VERSION_HEADER: options.client_version} if options.client_version else {}
         self.base_url = base_url.rstrip("/")
-        self.get_retries = get_retries
+        self.get_retries = options.get_retries
         self._client = httpx2.AsyncClient(
-            base_url=self.base_url, transport=transport, headers=headers, timeout=timeout
+            base_url=self.base_url,
+            transport=options.transport,
+            headers=headers,
+            timeout=options.timeout,
         )
 
     async def aclose(self) -> None:

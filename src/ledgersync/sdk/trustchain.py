@@ -16,8 +16,6 @@ import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-import httpx2
-
 from ..device.interface import Device
 from ..protocol import userdata
 from ..protocol.block import Block
@@ -61,6 +59,7 @@ from .errors import (
     TrustchainNotFound,
     TrustchainOutdated,
 )
+from .http import HTTPOptions
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +85,7 @@ class TrustchainSDK:
     """Create, join, restore and manage a trustchain from one Ledger Live-like instance.
 
     ``name`` is this instance's member name (shown in the instances list). The API is
-    reached at ``api_base_url``; ``transport`` lets tests or embedders route requests (an
-    ``httpx2`` transport).
+    reached at ``api_base_url`` (``http`` sets the transport, client version, timeouts).
     """
 
     def __init__(
@@ -97,8 +95,7 @@ class TrustchainSDK:
         name: str,
         application_id: int = LEDGER_SYNC_APPLICATION_ID,
         lifecycle: TrustchainLifecycle | None = None,
-        transport: httpx2.AsyncBaseTransport | None = None,
-        client_version: str | None = None,
+        http: HTTPOptions | None = None,
         random: Random = os.urandom,
     ) -> None:
         if not name:
@@ -106,7 +103,7 @@ class TrustchainSDK:
         self.name = name
         self.application_id = application_id
         self.lifecycle = lifecycle
-        self.api = TrustchainAPI(api_base_url, transport=transport, client_version=client_version)
+        self.api = TrustchainAPI(api_base_url, http)
         self._random = random
         self._member_tokens: dict[tuple[str, bytes], TokenCache] = {}
         self._device: Device | None = None
