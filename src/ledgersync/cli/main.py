@@ -12,6 +12,7 @@ import click
 
 #: command name → "module:attribute" of its click command.
 SUBCOMMANDS = {
+    "device": "ledgersync.cli.device:device",
     "inspect": "ledgersync.cli.inspect:inspect",
     "serve": "ledgersync.cli.serve:serve",
 }

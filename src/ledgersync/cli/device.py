@@ -1,0 +1,236 @@
+"""``ledgersync device …``: software device profiles, and a look at any device.
+
+Also the shared ``--device`` option: other commands that need a device decorate themselves
+with :func:`device_option` and open it with :func:`open_cli_device`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..device import (
+    ApduDevice,
+    ApprovalRequest,
+    Approver,
+    Device,
+    DeviceError,
+    DeviceSpec,
+    DeviceSpecError,
+    InvalidMnemonicError,
+    ProfileStore,
+    default_home,
+    open_device,
+    parse_device_spec,
+)
+from ..device.profiles import HOME_ENV, DeviceProfile
+from ..device.spec import SPEC_HELP, HidSpec, SoftwareSpec, SpeculosSpec
+
+T = TypeVar("T")
+
+
+class DeviceSpecParam(click.ParamType[DeviceSpec, Any]):
+    name = "device"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> DeviceSpec:
+        if isinstance(value, SoftwareSpec | SpeculosSpec | HidSpec):
+            return value
+        try:
+            return parse_device_spec(str(value))
+        except DeviceSpecError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def device_option(command: Callable[..., T]) -> Callable[..., T]:
+    """``--device SPEC`` (or ``$LEDGERSYNC_DEVICE``) and ``--yes`` for software approvals."""
+    command = click.option(
+        "--yes",
+        "assume_yes",
+        is_flag=True,
+        help="Approve every request of a software device without asking.",
+    )(command)
+    return click.option(
+        "--device",
+        "device_spec",
+        type=DeviceSpecParam(),
+        envvar="LEDGERSYNC_DEVICE",
+        required=True,
+        help=f"The device to use: {SPEC_HELP}.",
+    )(command)
+
+
+home_option = click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=HOME_ENV,
+    default=lambda: str(default_home()),
+    show_default="$LEDGERSYNC_HOME or ~/.config/ledgersync",
+    help="Where ledgersync keeps its files.",
+)
+
+
+def console_approver(assume_yes: bool) -> Approver:
+    """A software device's approval, asked on the console (stderr), or granted with --yes."""
+
+    def approve(request: ApprovalRequest) -> bool:
+        if assume_yes:
+            click.echo(f"Software device: approved: {request.describe()}", err=True)
+            return True
+        return click.confirm(f"Software device: {request.describe()}", default=False, err=True)
+
+    return approve
+
+
+def tell_user(request: ApprovalRequest) -> None:
+    click.echo(f"Check your device and approve: {request.prompt}", err=True)
+
+
+async def open_cli_device(spec: DeviceSpec, *, home: Path, assume_yes: bool) -> Device:
+    return await open_device(
+        spec, home=home, approver=console_approver(assume_yes), on_prompt=tell_user
+    )
+
+
+def friendly_errors(command: Callable[..., T]) -> Callable[..., T]:
+    """Device, profile and phrase errors become ``Error: …`` and exit code 1, not a trace."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return command(*args, **kwargs)
+        except (DeviceError, InvalidMnemonicError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def _read_phrase(mnemonic_file: str | None) -> str:
+    if mnemonic_file is None:
+        phrase: str = click.prompt("Recovery phrase", hide_input=True, err=True)
+        return phrase
+    with click.open_file(mnemonic_file, encoding="utf-8") as handle:
+        return str(handle.read())
+
+
+def _read_passphrase(with_passphrase: bool) -> str:
+    if not with_passphrase:
+        return ""
+    passphrase: str = click.prompt(
+        "BIP39 passphrase", hide_input=True, confirmation_prompt=True, err=True
+    )
+    return passphrase
+
+
+def _describe(store: ProfileStore, profile: DeviceProfile) -> None:
+    click.echo(f"name:               {profile.name}")
+    click.echo(f"seed-id public key: {profile.identity().public_key.hex()}")
+    click.echo(f"passphrase:         {'yes' if profile.passphrase else 'no'}")
+    attestation = "Ledger Sync TEST key" if profile.uses_test_attestation else "custom key"
+    click.echo(f"attestation:        {attestation}")
+    click.echo(f"created:            {profile.created}")
+    click.echo(f"file:               {store.path_for(profile.name)}")
+
+
+@click.group()
+def device() -> None:
+    """Software devices (profiles on disk) and connections to Ledger devices."""
+
+
+@device.command("new")
+@click.argument("name")
+@home_option
+@click.option("--with-passphrase", is_flag=True, help="Ask for a BIP39 passphrase too.")
+@click.option("--show-mnemonic", is_flag=True, help="Print the new recovery phrase.")
+@friendly_errors
+def new(name: str, home: Path, with_passphrase: bool, show_mnemonic: bool) -> None:
+    """Create software device NAME with a fresh 24-word recovery phrase."""
+    store = ProfileStore(home)
+    store.path_for(name)  # a bad name fails before any prompt
+    profile = store.create(name, passphrase=_read_passphrase(with_passphrase))
+    _describe(store, profile)
+    if show_mnemonic:
+        click.echo(f"recovery phrase:    {profile.mnemonic}")
+    else:
+        click.echo("The recovery phrase is in that file (0600); `show --show-mnemonic` prints it.")
+
+
+@device.command("import")
+@click.argument("name")
+@home_option
+@click.option(
+    "--mnemonic-file",
+    metavar="PATH",
+    help="Read the recovery phrase from PATH ('-' for stdin) instead of a hidden prompt.",
+)
+@click.option("--with-passphrase", is_flag=True, help="Ask for a BIP39 passphrase too.")
+@friendly_errors
+def import_(name: str, home: Path, mnemonic_file: str | None, with_passphrase: bool) -> None:
+    """Create software device NAME from an existing recovery phrase."""
+    store = ProfileStore(home)
+    store.path_for(name)
+    phrase = _read_phrase(mnemonic_file)
+    profile = store.create(name, mnemonic=phrase, passphrase=_read_passphrase(with_passphrase))
+    _describe(store, profile)
+
+
+@device.command("list")
+@home_option
+@friendly_errors
+def list_(home: Path) -> None:
+    """List the software devices."""
+    store = ProfileStore(home)
+    names = store.names()
+    if not names:
+        click.echo(f"No software device in {store.directory}: `device new NAME` makes one.")
+        return
+    for name in names:
+        profile = store.load(name)
+        click.echo(f"{profile.name}\t{profile.identity().public_key.hex()}")
+
+
+@device.command("show")
+@click.argument("name")
+@home_option
+@click.option(
+    "--show-mnemonic", is_flag=True, help="Also print the recovery phrase and passphrase."
+)
+@friendly_errors
+def show(name: str, home: Path, show_mnemonic: bool) -> None:
+    """Show software device NAME (its recovery phrase only with --show-mnemonic)."""
+    store = ProfileStore(home)
+    profile = store.load(name)
+    _describe(store, profile)
+    if show_mnemonic:
+        click.echo(f"recovery phrase:    {profile.mnemonic}")
+        if profile.passphrase:
+            click.echo(f"passphrase:         {profile.passphrase}")
+
+
+@device.command("info")
+@device_option
+@home_option
+@friendly_errors
+def info(device_spec: DeviceSpec, assume_yes: bool, home: Path) -> None:
+    """Connect to a device and show its seed-id key (a Ledger asks to approve a login)."""
+
+    async def describe() -> None:
+        opened = await open_cli_device(device_spec, home=home, assume_yes=assume_yes)
+        async with opened:
+            click.echo(f"device:             {device_spec}")
+            if isinstance(opened, ApduDevice):
+                version = ".".join(str(part) for part in await opened.app_version())
+                click.echo(f"app:                {await opened.app_name()} {version}")
+            click.echo(f"seed-id public key: {(await opened.seed_id_public_key()).hex()}")
+
+    run(describe())
