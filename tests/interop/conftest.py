@@ -69,9 +69,15 @@ def server() -> Iterator[Server]:
 
 
 @pytest.fixture
-def device_key() -> str:
-    """A fresh software device: its seed-id private key (hex), as a new seed would give."""
-    return DeviceIdentity.from_mnemonic(generate_mnemonic()).seed_id.private_key.hex()
+def phrase() -> str:
+    """A fresh seed (BIP39 phrase) for this test's device."""
+    return generate_mnemonic()
+
+
+@pytest.fixture
+def device_key(phrase: str) -> str:
+    """The JS software device for ``phrase``: its seed-id private key (m/99'/99'), hex."""
+    return DeviceIdentity.from_mnemonic(phrase).seed_id.private_key.hex()
 
 
 @pytest.fixture
