@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,15 +105,29 @@ async def _until_started(server: uvicorn.Server, serving: asyncio.Task[None]) ->
 
 
 class Approvals:
-    """The user in front of a software device: approves everything unless told to refuse."""
+    """The user in front of a software device: approves everything unless told to refuse.
+
+    ``on(kind, action)`` runs ``action`` once, when the next prompt of that kind shows: a
+    precise point in the middle of a flow (for example to move the server's clock).
+    """
 
     def __init__(self) -> None:
         self.refuse: set[ApprovalKind] = set()
         self.seen: list[ApprovalRequest] = []
+        self._pending: dict[ApprovalKind, Callable[[], None]] = {}
+
+    def on(self, kind: ApprovalKind, action: Callable[[], None]) -> None:
+        self._pending[kind] = action
 
     def __call__(self, request: ApprovalRequest) -> bool:
         self.seen.append(request)
+        action = self._pending.pop(request.kind, None)
+        if action is not None:
+            action()
         return request.kind not in self.refuse
+
+    def count(self, kind: ApprovalKind) -> int:
+        return sum(1 for request in self.seen if request.kind is kind)
 
 
 def software_device(phrase: str | None = None) -> tuple[SoftwareDevice, Approvals]:
