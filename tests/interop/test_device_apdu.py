@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+
+import pytest
 
 from ledgersync.device.approval import ApprovalKind, ApprovalRequest
 from ledgersync.device.emulator import Emulator
@@ -23,7 +26,8 @@ from ledgersync.protocol.challenge import (
     decode_attestation,
 )
 
-from .js import JsInstance
+from .js import JsError, JsInstance
+from .server import Server
 
 APP_PATH = "m/0'/16'/0'"
 
@@ -95,3 +99,34 @@ def test_ledger_apdu_device_logs_in_with_our_emulator(js_offline: JsInstance) ->
     ).verify(challenge)
     [kind] = [a.kind for a in approvals]
     assert kind == ApprovalKind.LOGIN
+
+
+def test_ledger_hw_device_provider_with_our_emulator_against_our_server(
+    make_js: Callable[[str], JsInstance], server: Server
+) -> None:
+    """Ledger's own HWDeviceProvider and ApduDevice (the path Ledger Live takes with a real
+    Nano) log our emulated Ledger Sync app in to our server, create the trustchain, add a
+    second instance, and rotate the key to remove it."""
+    approvals: list[ApprovalRequest] = []
+    device, identity = emulator(approvals)
+    alice, bob = make_js("Alice"), make_js("Bob")
+    for instance, name in ((alice, "Alice"), (bob, "Bob")):
+        instance.call("configure", trustchainApiBaseUrl=server.url, name=name, apdu=True)
+        instance.call("initMemberCredentials")
+
+    created = alice.serve_apdus(alice.start("getOrCreateTrustchain"), device.exchange)
+    assert created["type"] == "created"
+    joined = bob.serve_apdus(bob.start("getOrCreateTrustchain"), device.exchange)
+    assert joined == {"type": "updated", "trustchain": created["trustchain"]}
+    bob_id = bob.call("getState")["creds"]["pubkey"]
+    assert [m["name"] for m in alice.call("getMembers")] == ["Alice", "Bob"]
+
+    rotated = alice.serve_apdus(alice.start("removeMember", id=bob_id), device.exchange)
+    assert rotated["applicationPath"] == "m/0'/16'/1'"
+    with pytest.raises(JsError) as error:
+        bob.call("restoreTrustchain")
+    assert error.value.name == "TrustchainEjected"
+    kinds = [a.kind for a in approvals]
+    assert kinds.count(ApprovalKind.LOGIN) >= 2
+    assert ApprovalKind.CLOSE_STREAM in kinds
+    assert identity.public_key.hex() not in {m["id"] for m in alice.call("getMembers")}

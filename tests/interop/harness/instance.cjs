@@ -18,7 +18,9 @@ const ledger = require("./ledger.cjs");
 const protocol = require("./protocol.cjs");
 const { SoftwareDeviceProvider } = require("./device.cjs");
 
-const { hw, SDK, CloudSyncSDK, trustchainLifecycle, liveSlug, qrcode, z } = ledger;
+const { hw, SDK, HWDeviceProvider, CloudSyncSDK, trustchainLifecycle, liveSlug, qrcode, z } =
+  ledger;
+
 const { crypto } = hw;
 
 function emit(message) {
@@ -58,12 +60,17 @@ class Instance {
     attestationPrivateKey,
     applicationId = 16,
     lifecycle = true,
+    apdu = false,
   }) {
     this.config = { trustchainApiBaseUrl, cloudSyncApiBaseUrl, name, applicationId };
-    this.provider = new SoftwareDeviceProvider(trustchainApiBaseUrl, {
-      devicePrivateKey,
-      attestationPrivateKey,
-    });
+    // Either Ledger's SoftwareDevice behind our provider, or Ledger's own HWDeviceProvider
+    // and ApduDevice speaking APDUs to the device pytest serves (see apdu.cjs).
+    this.provider = apdu
+      ? new HWDeviceProvider(trustchainApiBaseUrl, () => run => run(protocol.apduTransport()))
+      : new SoftwareDeviceProvider(trustchainApiBaseUrl, {
+          devicePrivateKey,
+          attestationPrivateKey,
+        });
     const hooks =
       lifecycle && cloudSyncApiBaseUrl
         ? trustchainLifecycle({

@@ -5,6 +5,7 @@
 const hw = require("@ledgerhq/hw-ledger-key-ring-protocol");
 const { SDK } = require("@ledgerhq/ledger-key-ring-protocol/sdk");
 const { genericWithJWT } = require("@ledgerhq/ledger-key-ring-protocol/auth");
+const { HWDeviceProvider } = require("@ledgerhq/ledger-key-ring-protocol/HWDeviceProvider");
 const getApi = require("@ledgerhq/ledger-key-ring-protocol/api").default;
 const errors = require("@ledgerhq/ledger-key-ring-protocol/errors");
 const qrcode = require("@ledgerhq/ledger-key-ring-protocol/qrcode/index");
@@ -34,6 +35,7 @@ module.exports = {
   hw,
   SDK,
   genericWithJWT,
+  HWDeviceProvider,
   getApi,
   errors,
   qrcode,

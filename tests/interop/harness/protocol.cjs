@@ -35,9 +35,12 @@ function offlineSdk() {
 
 // The APDU bridge of this process (see apdu.cjs), created on first use.
 let bridge = null;
-function apduDevice() {
+function apduTransport() {
   if (!bridge) bridge = new BridgeTransport(message => module.exports.emit(message));
-  return hw.device.apdu(bridge);
+  return bridge;
+}
+function apduDevice() {
+  return hw.device.apdu(apduTransport());
 }
 
 function apduResponse({ seq, response }) {
@@ -237,6 +240,7 @@ async function parseChallenge({ tlv }) {
 }
 
 module.exports = {
+  apduTransport,
   emit: () => {
     throw new Error("protocol.emit is set by instance.cjs");
   },
