@@ -150,7 +150,12 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def create_database(self) -> str:
-        """A new empty database; returns its URL."""
+        """The URL of a new, empty place for a schema.
+
+        It is a fresh *schema* of the cluster's database, selected with ``search_path`` in the
+        URL (asyncpg passes unknown URL parameters as server settings): as isolated as a new
+        database for unqualified table names, and 100 times faster to create.
+        """
         import asyncpg
 
         name = "test_" + uuid.uuid4().hex[:16]
@@ -158,12 +163,12 @@ class EmbeddedPostgres:
         async def create() -> None:
             connection = await asyncpg.connect(self.url())
             try:
-                await connection.execute(f'CREATE DATABASE "{name}"')
+                await connection.execute(f'CREATE SCHEMA "{name}"')
             finally:
                 await connection.close()
 
         asyncio.run(create())
-        return self.url(name)
+        return f"{self.url()}?search_path={name}"
 
     def stop(self) -> None:
         try:

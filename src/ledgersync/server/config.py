@@ -94,8 +94,8 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be positive")
         if self.qr_idle_timeout <= 0:
             raise ConfigError("qr_idle_timeout must be positive")
-        if not 0 < self.port < 65536:
-            raise ConfigError("port must be between 1 and 65535")
+        if not 0 <= self.port < 65536:
+            raise ConfigError("port must be between 0 (any free port) and 65535")
         self.public_host  # noqa: B018 - validates public_url
         if not self.trusted_attestation_keys:
             raise ConfigError("attestation_keys is empty: no device could log in")

@@ -54,8 +54,8 @@ class InvalidBlocks(BadRequest):
 class Outdated(BadRequest):
     def __init__(self, path: str) -> None:
         super().__init__(
-            f"{PATH_DOES_NOT_MATCH}: the blocks do not extend the current state of stream "
-            f"{path}; fetch the trustchain again",
+            f"{PATH_DOES_NOT_MATCH} (outdated): the blocks do not extend the current state of "
+            f"stream {path}; fetch the trustchain again",
             rule="outdated",
         )
 
