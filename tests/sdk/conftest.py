@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from ledgersync.sdk.trustchain import TrustchainSDK
 
-from .harness import Instance, LiveServer, live_server
+from ..server.harness import RunningServer
+from .harness import Instance, running_server
 
 InstanceFactory = Callable[..., Instance]
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
-    async with live_server(tmp_path) as running:
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    with running_server(tmp_path) as running:
         yield running
 
 
 @pytest.fixture
-async def instances(server: LiveServer) -> AsyncIterator[InstanceFactory]:
+async def instances(server: RunningServer) -> AsyncIterator[InstanceFactory]:
     """``instances("Linux abcde")`` → a new instance with fresh member credentials."""
     created: list[TrustchainSDK] = []
 

@@ -1,107 +1,46 @@
-"""End-to-end harness: the real ``ledgersync`` server on an ephemeral port, software devices,
-and "instances" (what one Ledger Live install holds: an SDK, its credentials, its trustchain).
+"""End-to-end harness: the real ``ledgersync`` server, software devices, and "instances"
+(what one Ledger Live install holds: an SDK, its credentials, its trustchain).
 
-The server runs in the test's event loop under uvicorn, with real HTTP and websockets on
-127.0.0.1, a SQLite file in the test's temporary directory, and a clock the test can move
-forward (tokens and challenges expire without sleeping).
+The server is the server tests' :class:`RunningServer`: uvicorn in a thread, real HTTP and
+websockets on 127.0.0.1 and an ephemeral port, a SQLite file in the test's temporary
+directory, and a manual clock the test moves forward (tokens and challenges expire without
+sleeping).
 """
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jwt
-import uvicorn
 
 from ledgersync.device.approval import ApprovalKind, ApprovalRequest
 from ledgersync.device.identity import generate_mnemonic
 from ledgersync.device.software import SoftwareDevice
 from ledgersync.sdk.credentials import MemberCredentials, Trustchain
 from ledgersync.sdk.trustchain import TrustchainSDK
-from ledgersync.server.app import create_app
-from ledgersync.server.config import ServerConfig
-from ledgersync.server.run import uvicorn_config
+
+from ..server.conftest import server_config
+from ..server.harness import ManualClock, RunningServer
 
 
-class Clock:
-    """The server's clock: real time plus an offset the test moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-    def move_past(self, unix_time: float) -> None:
-        """Move forward until ``unix_time`` has passed (for example a token's ``exp``)."""
-        self.advance(max(0.0, unix_time - self()) + 1)
+def move_past(server: RunningServer, unix_time: float) -> None:
+    """Move the server's clock just past ``unix_time`` (for example a token's ``exp``)."""
+    server.clock.advance(max(0.0, unix_time - server.clock()) + 1)
 
 
-@dataclass
-class LiveServer:
-    url: str
-    clock: Clock
-    config: ServerConfig
-
-    @property
-    def ws_url(self) -> str:
-        return self.url.replace("http", "ws", 1)
-
-
-@asynccontextmanager
-async def live_server(directory: Path, **settings: Any) -> AsyncIterator[LiveServer]:
-    """Serve a fresh database until the block exits."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    values: dict[str, Any] = {
-        "host": "127.0.0.1",
-        "port": port,
-        "database": f"sqlite:///{directory / 'ledgersync.sqlite'}",
-        "public_url": url,
-        "key_file": directory / "server-key.json",
-        "rate_limit_per_minute": 100_000,
-        "rate_limit_burst": 100_000,
-        "metrics": False,
-        "log_level": "warning",
-    }
-    values.update(settings)
-    config = ServerConfig(**values)
-    clock = Clock()
-    app = create_app(config, clock=clock)
-    server = uvicorn.Server(uvicorn_config(config, app))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
+@contextmanager
+def running_server(directory: Path, **changes: Any) -> Iterator[RunningServer]:
+    """The real server (the server tests' harness) on SQLite, with a manual clock."""
+    config = server_config(f"sqlite:///{directory / 'ledgersync.sqlite'}", directory, **changes)
+    server = RunningServer(config, ManualClock()).start()
     try:
-        await _until_started(server, serving)
-        yield LiveServer(url, clock, config)
+        yield server
     finally:
-        server.should_exit = True
-        await serving
-        sock.close()
-
-
-async def _until_started(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
-    """Wait for uvicorn's startup to complete (or fail): each loop iteration yields to it."""
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if serving.done():
-            serving.result()
-            raise RuntimeError("the server stopped during startup")
-        if time.monotonic() > deadline:
-            raise TimeoutError("the server did not start within 10 s")
-        await asyncio.sleep(0.01)  # polling a condition under a deadline
+        server.stop()
 
 
 class Approvals:

@@ -10,12 +10,13 @@ from __future__ import annotations
 from ledgersync.device.approval import ApprovalKind
 from ledgersync.sdk.credentials import TrustchainMember, TrustchainResultType
 
+from ..server.harness import RunningServer
 from .conftest import InstanceFactory
-from .harness import LiveServer, software_device, token_claims
+from .harness import move_past, software_device, token_claims
 
 
 async def test_member_token_expires_then_is_refreshed(
-    instances: InstanceFactory, server: LiveServer
+    instances: InstanceFactory, server: RunningServer
 ) -> None:
     device, _ = software_device()
     instance = instances("Linux")
@@ -23,7 +24,7 @@ async def test_member_token_expires_then_is_refreshed(
     trustchain = result.trustchain
     before = await instance.sdk.get_jwt(trustchain, instance.credentials)
     claims = token_claims(before.access_token)
-    server.clock.move_past(claims["exp"])
+    move_past(server, claims["exp"])
     assert server.clock() > claims["exp"]
 
     members = await instance.sdk.get_members(trustchain, instance.credentials)
@@ -36,7 +37,7 @@ async def test_member_token_expires_then_is_refreshed(
 
 
 async def test_member_token_past_its_refresh_window_logs_in_again(
-    instances: InstanceFactory, server: LiveServer
+    instances: InstanceFactory, server: RunningServer
 ) -> None:
     device, _ = software_device()
     instance = instances("Linux")
@@ -60,7 +61,7 @@ async def test_member_token_past_its_refresh_window_logs_in_again(
 
 
 async def test_device_token_expires_during_the_add_member_prompt(
-    instances: InstanceFactory, server: LiveServer
+    instances: InstanceFactory, server: RunningServer
 ) -> None:
     """Creation: login, list, Seed, post, refresh, list, read tree, then the AddMember prompt;
     the token expires there, so the derivation POST meets ``JWT is expired … /refresh``."""
@@ -82,7 +83,7 @@ async def test_device_token_expires_during_the_add_member_prompt(
 
 
 async def test_device_token_past_its_window_during_rotation(
-    instances: InstanceFactory, server: LiveServer
+    instances: InstanceFactory, server: RunningServer
 ) -> None:
     """Rotation: the refresh window ends while the user looks at the CloseStream prompt; the
     SDK logs the device in again (a second login prompt) and completes the rotation."""

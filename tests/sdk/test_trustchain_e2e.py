@@ -23,8 +23,9 @@ from ledgersync.sdk.errors import (
     UserRefusedOnDevice,
 )
 
+from ..server.harness import RunningServer
 from .conftest import InstanceFactory
-from .harness import Instance, LiveServer, software_device
+from .harness import Instance, software_device
 
 
 async def server_tree(instance: Instance):  # type: ignore[no-untyped-def]
@@ -214,7 +215,7 @@ async def test_rotation_among_five_members(instances: InstanceFactory) -> None:
     assert names == [remover.name] + [o.name for o in others]
 
 
-async def test_destroy_trustchain(instances: InstanceFactory, server: LiveServer) -> None:
+async def test_destroy_trustchain(instances: InstanceFactory, server: RunningServer) -> None:
     device, _ = software_device()
     first, second = instances("Linux"), instances("Mac")
     await join(first, device)
