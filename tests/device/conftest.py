@@ -1,8 +1,6 @@
-"""Fixtures of the device tests: the recorded vectors, devices of every kind, randomness."""
+"""Fixtures of the device tests: devices of every kind, randomness (``vectors``: ../conftest)."""
 
 import hashlib
-import json
-from pathlib import Path
 
 import pytest
 
@@ -16,14 +14,7 @@ from ledgersync.device import (
 )
 from ledgersync.protocol.tree import resolve_tree
 
-DATA = Path(__file__).parent.parent / "data"
 h = bytes.fromhex
-
-
-@pytest.fixture(scope="session")
-def vectors():
-    document = json.loads((DATA / "lkrp-vectors.json").read_text())
-    return {vector["id"]: vector for vector in document["vectors"]}
 
 
 @pytest.fixture(scope="session")

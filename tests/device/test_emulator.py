@@ -4,9 +4,14 @@ These tests speak raw APDUs, as a buggy or hostile host would; the expected stat
 are the app's (``src/sw.h``, spec §9.2).
 """
 
-import pytest
+import asyncio
+import functools
 
-from ledgersync.device import DeviceIdentity, Emulator
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledgersync.device import ApduDevice, DeviceIdentity, Emulator, InProcessTransport
 from ledgersync.device.approval import approve_all
 from ledgersync.device.requests import AddMemberRequest, CloseRequest, DeriveRequest, SeedRequest
 from ledgersync.protocol import crypto
@@ -36,6 +41,7 @@ from .conftest import OTHER_PHRASE, Approvals, Chain, direct_device
 
 h = bytes.fromhex
 APP = application_path(16, 0)
+_FUZZ_PHRASE = OTHER_PHRASE
 OK, DENY, WRONG_DATA, WRONG_P1P2, WRONG_LENGTH = 0x9000, 0x6985, 0x6A80, 0x6A86, 0x6A87
 BAD_STATE, PARSER_STATE, INVALID_STREAM, CLOSED = 0xB007, 0xB009, 0xB00A, 0xB00C
 
@@ -347,3 +353,70 @@ def test_sign_responses_have_the_shape_of_the_recorded_ones(host, vectors):
     key = crypto.ecdh_x(host.session.private_key, response.session_public_key)
     issuer = TrustedProperties.decode(header).open(TrustedProperty.ISSUER, key)
     assert issuer == host.emulator.app.public_key
+
+
+KNOWN_STATUS = {OK, DENY, WRONG_DATA, WRONG_P1P2, WRONG_LENGTH, BAD_STATE, PARSER_STATE}
+KNOWN_STATUS |= {INVALID_STREAM, CLOSED, 0x6E00, 0x6D00, 0x911C, 0xB00D, 0xB00E, 0xB00F}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([0xE0, 0xE0, 0xE0, 0xB0]),
+            st.integers(3, 9),
+            st.integers(0, 4),
+            st.integers(0, 2),
+            st.binary(max_size=120),
+        ),
+        max_size=12,
+    )
+)
+def test_whatever_arrives_only_status_words_come_out(steps):
+    host = Host(_FUZZ_PHRASE)
+    host.init()
+    for cla, ins, p1, p2, data in steps:
+        response = host.emulator.exchange(CommandApdu(ins, p1, p2, data, cla=cla).encode())
+        assert int.from_bytes(response[-2:], "big") in KNOWN_STATUS
+
+
+class _Recording(InProcessTransport):
+    def __init__(self, emulator):
+        super().__init__(emulator)
+        self.sent = []
+
+    async def exchange(self, apdu):
+        self.sent.append(apdu)
+        return await super().exchange(apdu)
+
+
+@functools.cache
+def _real_apdus():
+    """Every APDU of a create / derive / add / close run: material for shuffled sessions."""
+
+    async def run():
+        emulator = Emulator(DeviceIdentity.from_mnemonic(_FUZZ_PHRASE), approver=approve_all)
+        transport = _Recording(emulator)
+        device = ApduDevice(transport)
+        chain = Chain().add((), await device.sign_block(SeedRequest(), None))
+        member = KeyPair.generate().public_key
+        chain.add(APP, await device.sign_block(DeriveRequest(APP, member, "M"), chain.tree))
+        other = KeyPair.generate().public_key
+        chain.add(APP, await device.sign_block(AddMemberRequest(APP, other, "N"), chain.tree))
+        await device.sign_block(CloseRequest(APP), chain.tree)
+        return tuple(transport.sent)
+
+    return asyncio.run(run())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_real_apdus_in_any_order_and_damaged_only_get_status_words(data):
+    pool = _real_apdus()
+    host = Host(_FUZZ_PHRASE, approver=lambda request: data.draw(st.booleans()))
+    for _ in range(data.draw(st.integers(1, 40))):
+        apdu = bytearray(data.draw(st.sampled_from(pool)))
+        if len(apdu) > 5 and data.draw(st.booleans()):
+            apdu[data.draw(st.integers(5, len(apdu) - 1))] ^= data.draw(st.integers(1, 255))
+        response = host.emulator.exchange(bytes(apdu))
+        assert int.from_bytes(response[-2:], "big") in KNOWN_STATUS

@@ -148,6 +148,18 @@ async def test_another_seed_gets_wrong_seed(make_device, speculos_phrase, phrase
             await stranger.sign_block(request, chain.tree)
 
 
+async def test_a_device_that_knows_its_key_refuses_before_asking(make_device, speculos_phrase):
+    chain = await create_with_member(direct_device(speculos_phrase), member(1))
+    approvals = Approvals()
+    stranger = make_device(OTHER_PHRASE, approver=approvals)
+    await stranger.seed_id_public_key()  # a hardware device learns it with a login
+    asked = len(approvals.requests)
+    for request in (CloseRequest(APP), AddMemberRequest(APP, member(2).public_key, "M2")):
+        with pytest.raises(WrongSeedError, match="another seed"):
+            await stranger.sign_block(request, chain.tree)
+    assert len(approvals.requests) == asked  # no removal or sync screen for nothing
+
+
 async def test_another_seed_cannot_read_keys(speculos_phrase):
     chain = await create_with_member(direct_device(speculos_phrase), member(1))
     with pytest.raises(WrongSeedError):

@@ -7,6 +7,7 @@ with :func:`device_option` and open it with :func:`open_cli_device`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -22,14 +23,17 @@ from ..device import (
     DeviceError,
     DeviceSpec,
     DeviceSpecError,
+    Emulator,
     InvalidMnemonicError,
     ProfileStore,
     default_home,
     open_device,
     parse_device_spec,
 )
+from ..device.identity import TEST_ATTESTATION_PRIVATE_KEY
 from ..device.profiles import HOME_ENV, DeviceProfile
 from ..device.spec import SPEC_HELP, HidSpec, SoftwareSpec, SpeculosSpec
+from ..device.speculos import DEFAULT_HOST, DEFAULT_PORT, serve_emulator
 
 T = TypeVar("T")
 
@@ -133,11 +137,12 @@ def _read_passphrase(with_passphrase: bool) -> str:
 
 
 def _describe(store: ProfileStore, profile: DeviceProfile) -> None:
+    identity = profile.identity()
     click.echo(f"name:               {profile.name}")
-    click.echo(f"seed-id public key: {profile.identity().public_key.hex()}")
+    click.echo(f"seed-id public key: {identity.public_key.hex()}")
     click.echo(f"passphrase:         {'yes' if profile.passphrase else 'no'}")
-    attestation = "Ledger Sync TEST key" if profile.uses_test_attestation else "custom key"
-    click.echo(f"attestation:        {attestation}")
+    kind = "the app's TEST key" if profile.uses_test_attestation else "custom key"
+    click.echo(f"attestation key:    {identity.attestation.public_key.hex()} ({kind})")
     click.echo(f"created:            {profile.created}")
     click.echo(f"file:               {store.path_for(profile.name)}")
 
@@ -147,17 +152,46 @@ def device() -> None:
     """Software devices (profiles on disk) and connections to Ledger devices."""
 
 
+attestation_option = click.option(
+    "--attestation-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A 32-byte private key (hex) to attest logins with, instead of the app's TEST key.",
+)
+
+
+def _read_attestation_key(path: Path | None) -> bytes:
+    if path is None:
+        return TEST_ATTESTATION_PRIVATE_KEY
+    try:
+        key = bytes.fromhex(path.read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise click.BadParameter(f"cannot read a hex key from {path}: {exc}") from exc
+    if len(key) != 32:
+        raise click.BadParameter(f"{path} holds {len(key)} bytes; a private key is 32")
+    return key
+
+
 @device.command("new")
 @click.argument("name")
 @home_option
 @click.option("--with-passphrase", is_flag=True, help="Ask for a BIP39 passphrase too.")
+@attestation_option
 @click.option("--show-mnemonic", is_flag=True, help="Print the new recovery phrase.")
 @friendly_errors
-def new(name: str, home: Path, with_passphrase: bool, show_mnemonic: bool) -> None:
+def new(
+    name: str,
+    home: Path,
+    with_passphrase: bool,
+    attestation_key_file: Path | None,
+    show_mnemonic: bool,
+) -> None:
     """Create software device NAME with a fresh 24-word recovery phrase."""
     store = ProfileStore(home)
     store.path_for(name)  # a bad name fails before any prompt
-    profile = store.create(name, passphrase=_read_passphrase(with_passphrase))
+    attestation_key = _read_attestation_key(attestation_key_file)
+    profile = store.create(
+        name, passphrase=_read_passphrase(with_passphrase), attestation_key=attestation_key
+    )
     _describe(store, profile)
     if show_mnemonic:
         click.echo(f"recovery phrase:    {profile.mnemonic}")
@@ -174,13 +208,26 @@ def new(name: str, home: Path, with_passphrase: bool, show_mnemonic: bool) -> No
     help="Read the recovery phrase from PATH ('-' for stdin) instead of a hidden prompt.",
 )
 @click.option("--with-passphrase", is_flag=True, help="Ask for a BIP39 passphrase too.")
+@attestation_option
 @friendly_errors
-def import_(name: str, home: Path, mnemonic_file: str | None, with_passphrase: bool) -> None:
+def import_(
+    name: str,
+    home: Path,
+    mnemonic_file: str | None,
+    with_passphrase: bool,
+    attestation_key_file: Path | None,
+) -> None:
     """Create software device NAME from an existing recovery phrase."""
     store = ProfileStore(home)
     store.path_for(name)
+    attestation_key = _read_attestation_key(attestation_key_file)
     phrase = _read_phrase(mnemonic_file)
-    profile = store.create(name, mnemonic=phrase, passphrase=_read_passphrase(with_passphrase))
+    profile = store.create(
+        name,
+        mnemonic=phrase,
+        passphrase=_read_passphrase(with_passphrase),
+        attestation_key=attestation_key,
+    )
     _describe(store, profile)
 
 
@@ -234,3 +281,35 @@ def info(device_spec: DeviceSpec, assume_yes: bool, home: Path) -> None:
             click.echo(f"seed-id public key: {(await opened.seed_id_public_key()).hex()}")
 
     run(describe())
+
+
+@device.command("serve")
+@click.argument("name")
+@home_option
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port).",
+)
+@click.option("--yes", "assume_yes", is_flag=True, help="Approve every request without asking.")
+@friendly_errors
+def serve(name: str, home: Path, host: str, port: int, assume_yes: bool) -> None:
+    """Serve software device NAME as a Ledger Sync app on Speculos's APDU port.
+
+    Other commands then reach it with --device speculos:HOST:PORT, through the APDU path.
+    """
+    identity = ProfileStore(home).load(name).identity()
+    emulator = Emulator(identity, approver=console_approver(assume_yes))
+
+    async def listen() -> None:
+        server = await serve_emulator(emulator, host, port)
+        bound = server.sockets[0].getsockname()[1]
+        click.echo(f"Serving {name!r} as a Ledger Sync app on speculos:{host}:{bound}")
+        async with server:
+            await server.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run(listen())

@@ -33,12 +33,22 @@ from .errors import (
     UserRefusedError,
     WrongSeedError,
 )
+from .hid import HidTransport
 from .identity import DeviceIdentity, InvalidMnemonicError
 from .interface import Device
 from .profiles import DeviceProfile, ProfileError, ProfileStore, default_home
 from .requests import AddMemberRequest, BlockRequest, CloseRequest, DeriveRequest, SeedRequest
 from .software import SoftwareDevice
-from .spec import DeviceSpec, DeviceSpecError, open_device, parse_device_spec
+from .spec import (
+    DeviceSpec,
+    DeviceSpecError,
+    HidSpec,
+    SoftwareSpec,
+    SpeculosSpec,
+    open_device,
+    parse_device_spec,
+)
+from .speculos import SpeculosTransport, serve_emulator
 from .transport import InProcessTransport, Transport
 
 __all__ = [
@@ -64,6 +74,8 @@ __all__ = [
     "DeviceSpec",
     "DeviceSpecError",
     "Emulator",
+    "HidSpec",
+    "HidTransport",
     "InProcessTransport",
     "InvalidMnemonicError",
     "ParserStateError",
@@ -73,6 +85,9 @@ __all__ = [
     "RequestError",
     "SeedRequest",
     "SoftwareDevice",
+    "SoftwareSpec",
+    "SpeculosSpec",
+    "SpeculosTransport",
     "StreamClosedError",
     "StreamRejectedError",
     "Transport",
@@ -85,4 +100,5 @@ __all__ = [
     "default_home",
     "open_device",
     "parse_device_spec",
+    "serve_emulator",
 ]

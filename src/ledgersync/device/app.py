@@ -175,8 +175,9 @@ class LedgerSyncApp:
         self._require_session()
         stream = self._stream
         if stream.state is not ParseState.COMMAND:
+            expected = stream.state.value
             self._restart_parser()
-            raise ParserStateError(f"{command_name(command)} received where a header was due")
+            raise ParserStateError(f"{command_name(command)} received where a {expected} was due")
         if not stream.created and not isinstance(command, Seed):
             raise StreamRejectedError("a stream must start with Seed")
         output: TrustedMember | None = None

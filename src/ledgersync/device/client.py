@@ -147,7 +147,8 @@ class ApduDevice(Device):
         return response
 
     async def sign_block(self, request: BlockRequest, tree: StreamTree | None) -> Block:
-        plan = plan_block(request, tree, self._random)
+        # The key is known after a login or a signature; until then the device decides.
+        plan = plan_block(request, tree, self._random, self._public_key)
         async with self._lock:
             session = _ApduSession(self, KeyPair.generate(self._random))
             await self.send(Ins.INIT, data=session.key.public_key)

@@ -53,8 +53,8 @@ class SeedRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class DeriveRequest:
-    """Open the stream at ``path`` and give its key to a member: Derive, AddMember, PublishKey."""
+class _MemberGrant:
+    """A member to add to the stream at ``path``, and give its key to."""
 
     path: Path
     member: bytes
@@ -67,17 +67,13 @@ class DeriveRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class AddMemberRequest:
+class DeriveRequest(_MemberGrant):
+    """Open the stream at ``path`` and give its key to a member: Derive, AddMember, PublishKey."""
+
+
+@dataclass(frozen=True, slots=True)
+class AddMemberRequest(_MemberGrant):
     """Add a member to the open stream at ``path`` and give it the key: AddMember, PublishKey."""
-
-    path: Path
-    member: bytes
-    name: str
-    member_permissions: int = permissions.OWNER
-
-    def __post_init__(self) -> None:
-        _check_stream_path(self.path)
-        _check_member(self.member, self.name, self.member_permissions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +122,16 @@ class BlockPlan:
 
 
 def plan_block(
-    request: BlockRequest, tree: StreamTree | None, random: Random = os.urandom
+    request: BlockRequest,
+    tree: StreamTree | None,
+    random: Random = os.urandom,
+    device_key: bytes | None = None,
 ) -> BlockPlan:
-    """What to replay, the parent and the templates; :class:`RequestError` if it cannot fit."""
+    """What to replay, the parent and the templates; :class:`RequestError` if it cannot fit.
+
+    With the device's key known, a trustchain another seed created is refused at once with
+    :class:`WrongSeedError`, before the user is asked to approve anything.
+    """
     if isinstance(request, SeedRequest):
         if tree is not None:
             raise RequestError(f"trustchain {tree.trustchain_id} already exists")
@@ -136,6 +139,11 @@ def plan_block(
         return BlockPlan((), random(32), (SeedTemplate(request.topic),), ())
     if tree is None:
         raise RequestError("there is no trustchain yet: create it (Seed) first")
+    if device_key is not None and device_key != tree.root.creator:
+        raise WrongSeedError(
+            f"trustchain {tree.trustchain_id} was created with another seed than this "
+            f"device's (seed-id {device_key.hex()})"
+        )
     seed_block = tree.root.blocks[0]
     where = format_path(request.path)
     stream = tree.get(request.path)
@@ -157,7 +165,7 @@ def plan_block(
     return BlockPlan(context, stream.last_hash, (CloseStream(),), request.path)
 
 
-def _member_templates(request: DeriveRequest | AddMemberRequest) -> tuple[CommandTemplate, ...]:
+def _member_templates(request: _MemberGrant) -> tuple[CommandTemplate, ...]:
     try:
         add = AddMember(request.name, request.member, request.member_permissions)
     except EncodeError as exc:

@@ -59,7 +59,7 @@ class SoftwareDevice(Device):
         return self._app.get_seed_id(challenge)
 
     async def sign_block(self, request: BlockRequest, tree: StreamTree | None) -> Block:
-        plan = plan_block(request, tree, self._random)
+        plan = plan_block(request, tree, self._random, self._identity.public_key)
         self._app.open_session()
         return await sign_plan(_DirectSession(self._app), plan, tree)
 

@@ -1,5 +1,8 @@
 """Speculos's TCP APDU port (the emulator Ledger's app developers run; default port 9999).
 
+:class:`SpeculosTransport` is the client side; :func:`serve_emulator` serves our emulator
+on the same framing, for demonstrations of the APDU path without Speculos.
+
 Framing, as Speculos's ``apdu`` server and ``ledgercomm``'s TCP client use it:
 
 * request: ``length(4, big-endian) ‖ APDU``;
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from .emulator import Emulator
 from .errors import DeviceNotFoundError, TransportError
 from .transport import Transport
 
@@ -64,3 +68,31 @@ class SpeculosTransport(Transport):
         self._writer.close()
         with contextlib.suppress(OSError):  # already gone: nothing left to release
             await self._writer.wait_closed()
+
+
+async def serve_emulator(
+    emulator: Emulator, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
+) -> asyncio.Server:
+    """Serve ``emulator`` on Speculos's APDU framing, so ``speculos:HOST:PORT`` reaches it.
+
+    A stand-in for Speculos when demonstrating the APDU path. Requests are answered one at a
+    time, and an approval the emulator asks for holds the connection, as a device would.
+    """
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                length = int.from_bytes(await reader.readexactly(LENGTH_BYTES), "big")
+                response = emulator.exchange(await reader.readexactly(length))
+                data = response[:-STATUS_BYTES]
+                writer.write(len(data).to_bytes(LENGTH_BYTES, "big") + response)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the host went away: nothing to answer
+        finally:
+            writer.close()
+
+    try:
+        return await asyncio.start_server(serve, host, port)
+    except OSError as exc:
+        raise TransportError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
