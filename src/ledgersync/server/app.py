@@ -9,7 +9,12 @@ shared services on ``app.state``:
 * ``app.state.metrics``: :class:`~ledgersync.server.metrics.Metrics`;
 * ``app.state.storage``: :class:`~ledgersync.server.storage.Storage`;
 * ``app.state.tokens``: :class:`~ledgersync.server.tokens.TokenService` (verify any token);
-* ``app.state.keyring``: the Key Ring API's :class:`~ledgersync.server.keyring.context.KeyRing`.
+* ``app.state.keyring``: the Key Ring API's :class:`~ledgersync.server.keyring.context.KeyRing`;
+* ``app.state.broker``: the :mod:`~ledgersync.server.broker` between server processes
+  (PostgreSQL LISTEN/NOTIFY, or in-process with SQLite);
+* ``app.state.cloudsync``: the Cloud Sync API's
+  :class:`~ledgersync.server.cloudsync.context.CloudSync` (its notification timer runs as a
+  task of the lifespan).
 
 Errors are mapped in one place: :class:`~ledgersync.server.errors.ApiError` becomes its JSON
 body, unknown routes a JSON 404, anything unexpected a JSON 500 without details.
@@ -17,6 +22,8 @@ body, unknown routes a JSON 404, anything unexpected a JSON 500 without details.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,7 +34,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .broker import open_broker
 from .clock import Clock, system_clock
+from .cloudsync.context import CloudSync
 from .config import ServerConfig
 from .errors import NO_SUCH_ENDPOINT, ApiError, error_body
 from .keyring.context import KeyRing
@@ -63,9 +72,21 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
             clock=clock,
             metrics=metrics,
         )
+        broker = await open_broker(config.database)
+        cloudsync = CloudSync.build(
+            config,
+            store=storage.documents,
+            tokens=tokens,
+            broker=broker,
+            clock=clock,
+            metrics=metrics,
+        )
+        notification_timer = asyncio.create_task(cloudsync.hub.run(), name="cloudsync-timer")
         app.state.storage = storage
         app.state.tokens = tokens
         app.state.keyring = keyring
+        app.state.broker = broker
+        app.state.cloudsync = cloudsync
         log.info(
             "ledgersync started",
             extra={
@@ -77,7 +98,12 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
         try:
             yield
         finally:
+            notification_timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await notification_timer
+            await cloudsync.hub.close_all()
             await keyring.relay.close_all()
+            await broker.close()
             await storage.close()
 
     def api_error(request: Request, exc: Exception) -> Response:

@@ -65,6 +65,12 @@ class ServerConfig:
     ws_max_frame_bytes: int = 64 * 1024
     qr_idle_timeout: float = 300.0
     qr_max_rooms: int = 10_000
+    #: Cloud Sync: the largest document payload (413 beyond), the notification socket's ping
+    #: interval, and how long a socket may take to send a (renewed) token, in seconds.
+    cloudsync_max_payload_bytes: int = 8 << 20
+    cloudsync_ping_interval: float = 30.0
+    cloudsync_auth_timeout: float = 30.0
+    cloudsync_max_subscribers: int = 100_000
     #: Logging: client IP addresses are left out unless enabled.
     log_client_ip: bool = False
     log_level: str = "info"
@@ -89,11 +95,16 @@ class ServerConfig:
             "max_trustchains_per_device",
             "ws_max_frame_bytes",
             "qr_max_rooms",
+            "cloudsync_max_payload_bytes",
+            "cloudsync_max_subscribers",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
         if self.qr_idle_timeout <= 0:
             raise ConfigError("qr_idle_timeout must be positive")
+        for name in ("cloudsync_ping_interval", "cloudsync_auth_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
         if not 0 <= self.port < 65536:
             raise ConfigError("port must be between 0 (any free port) and 65535")
         self.public_host  # noqa: B018 - validates public_url
@@ -190,6 +201,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "ws_max_frame_bytes": int,
     "qr_idle_timeout": float,
     "qr_max_rooms": int,
+    "cloudsync_max_payload_bytes": int,
+    "cloudsync_ping_interval": float,
+    "cloudsync_auth_timeout": float,
+    "cloudsync_max_subscribers": int,
     "log_client_ip": parse_bool,
     "log_level": str,
     "forwarded_allow_ips": str,

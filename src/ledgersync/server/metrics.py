@@ -58,5 +58,22 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.cloudsync_writes = Counter(
+            "ledgersync_cloudsync_writes",
+            "Cloud Sync writes, by outcome (updated, out-of-sync)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.cloudsync_subscribers = Gauge(
+            "ledgersync_cloudsync_subscribers",
+            "Open Cloud Sync notification sockets in this process",
+            registry=self.registry,
+        )
+        self.cloudsync_notifications = Counter(
+            "ledgersync_cloudsync_notifications",
+            "Versions pushed to Cloud Sync subscribers by this process",
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

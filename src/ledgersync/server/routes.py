@@ -1,4 +1,4 @@
-"""Every route the server answers, in one table (``ledger-sync-api.md`` §2.2).
+"""Every route the server answers, in one table (``ledger-sync-api.md`` §2.2 and §4).
 
 To add an endpoint, write a thin handler in the feature's ``handlers`` module and add one line
 here. The Key Ring API and the Cloud Sync API share this table, hence one origin.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from . import status
+from .cloudsync import handlers as cloudsync
 from .config import ServerConfig
 from .keyring import handlers as keyring
 
@@ -31,7 +32,11 @@ def routes(config: ServerConfig) -> list[BaseRoute]:
         ),
         Route("/v1/trustchain/{trustchain_id}/commands", keyring.put_commands, methods=["PUT"]),
         WebSocketRoute("/v1/qr", keyring.qr_relay),
-        # Cloud Sync API (/atomic/v1/...) goes here.
+        # Cloud Sync API
+        Route("/atomic/v1/{slug}", cloudsync.get_document, methods=["GET"]),
+        Route("/atomic/v1/{slug}", cloudsync.post_document, methods=["POST"]),
+        Route("/atomic/v1/{slug}", cloudsync.delete_document, methods=["DELETE"]),
+        WebSocketRoute("/atomic/v1/{slug}/notifications", cloudsync.notifications),
     ]
     if config.metrics:
         table.append(Route("/metrics", status.metrics, methods=["GET"]))

@@ -3,7 +3,9 @@
 * :mod:`.database`: the driver seam (:class:`Database`, :class:`Connection`), SQLite and
   PostgreSQL implementations, :func:`connect`;
 * :mod:`.migrations`: the ordered schema migrations applied at start;
-* :mod:`.keyring`: the key-ring API's tables and queries (:class:`KeyRingStore`).
+* :mod:`.keyring`: the key-ring API's tables and queries (:class:`KeyRingStore`);
+* :mod:`.cloudsync`: the Cloud Sync documents (:class:`DocumentStore`);
+* :mod:`.relay`: QR-relay room seats shared by server processes (:class:`RelaySeatStore`).
 
 A feature that needs tables adds a migration and its own store module built on
 :class:`Database`, and a field on :class:`Storage`.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .cloudsync import Document, DocumentKey, DocumentStore, TrustchainDeleted, WriteOutcome
 from .database import Connection, Database, DatabaseUrlError, connect
 from .keyring import (
     AlreadyExists,
@@ -25,12 +28,14 @@ from .keyring import (
     TrustchainInfo,
 )
 from .migrations import MIGRATIONS, Migration, apply_migrations
+from .relay import RelaySeatStore
 
 
 @dataclass(frozen=True)
 class Storage:
     database: Database
     keyring: KeyRingStore
+    documents: DocumentStore
 
     async def close(self) -> None:
         await self.database.close()
@@ -44,7 +49,7 @@ async def open_storage(url: str) -> Storage:
     except BaseException:
         await database.close()
         raise
-    return Storage(database, KeyRingStore(database))
+    return Storage(database, KeyRingStore(database), DocumentStore(database))
 
 
 __all__ = [
@@ -53,15 +58,21 @@ __all__ = [
     "Connection",
     "Database",
     "DatabaseUrlError",
+    "Document",
+    "DocumentKey",
+    "DocumentStore",
     "KeyRingStore",
     "Migration",
     "NewBlocks",
     "NoSuchTrustchain",
+    "RelaySeatStore",
     "Storage",
     "StoreConflict",
     "StreamInfo",
     "StreamMoved",
+    "TrustchainDeleted",
     "TrustchainInfo",
+    "WriteOutcome",
     "apply_migrations",
     "connect",
     "open_storage",

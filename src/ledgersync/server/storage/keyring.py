@@ -239,6 +239,10 @@ class KeyRingStore:
                 "DELETE FROM trustchains WHERE id = $1", trustchain_id
             )
             if deleted:
+                # The trustchain's Cloud Sync documents go with it (storage/cloudsync.py).
+                await connection.execute(
+                    "DELETE FROM documents WHERE trustchain_id = $1", trustchain_id
+                )
                 await connection.execute(
                     "INSERT INTO deleted_trustchains (id, deleted_at) VALUES ($1, $2)"
                     " ON CONFLICT DO NOTHING",

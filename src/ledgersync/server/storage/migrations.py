@@ -75,6 +75,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX stream_members_member ON stream_members (member)",
         ),
     ),
+    Migration(
+        2,
+        "cloud sync: documents; QR relay seats shared by server processes",
+        (
+            """CREATE TABLE documents (
+                slug TEXT NOT NULL,
+                trustchain_id TEXT NOT NULL,
+                path TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                payload TEXT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                info TEXT,
+                PRIMARY KEY (slug, trustchain_id, path)
+            )""",
+            "CREATE INDEX documents_trustchain ON documents (trustchain_id)",
+            """CREATE TABLE relay_seats (
+                seat TEXT PRIMARY KEY,
+                host TEXT NOT NULL,
+                seen_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX relay_seats_host ON relay_seats (host)",
+        ),
+    ),
 )
 
 

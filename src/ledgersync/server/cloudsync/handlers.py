@@ -1,0 +1,67 @@
+"""HTTP and websocket handlers of the Cloud Sync API: decode the request, call one function
+of :mod:`.documents` or :mod:`.notifications`, encode the answer. No logic lives here."""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from ..errors import TooLarge, Unauthorized
+from ..http import bearer_token, json_response, no_content, read_json
+from ..tokens import CLOUD_SYNC_AUDIENCE, TokenClaims, TokenError
+from . import documents
+from .context import CloudSync
+from .documents import DocumentQuery
+
+
+def cloudsync(connection: HTTPConnection) -> CloudSync:
+    cloud: CloudSync = connection.app.state.cloudsync
+    return cloud
+
+
+def slug(connection: HTTPConnection) -> str:
+    value: str = connection.path_params["slug"]
+    return value
+
+
+def authenticated(request: Request) -> tuple[CloudSync, TokenClaims, DocumentQuery]:
+    """The API, the claims of the request's valid token (else 401) and its parsed query."""
+    cloud = cloudsync(request)
+    try:
+        claims = cloud.tokens.verify(bearer_token(request), audience=CLOUD_SYNC_AUDIENCE)
+    except TokenError as exc:
+        raise Unauthorized(str(exc)) from exc
+    query = documents.parse_query(slug(request), request.query_params.multi_items())
+    return cloud, claims, query
+
+
+async def get_document(request: Request) -> Response:
+    cloud, claims, query = authenticated(request)
+    return json_response(await documents.read(cloud, claims, query))
+
+
+async def post_document(request: Request) -> Response:
+    cloud, claims, query = authenticated(request)
+    limit = cloud.config.cloudsync_max_payload_bytes
+    try:
+        body = await read_json(request, limit + documents.BODY_OVERHEAD)
+    except TooLarge as exc:
+        raise documents.payload_too_large(limit) from exc
+    payload = documents.parse_payload(body, limit)
+    info = documents.parse_info(request.headers.get("x-ledger-client-version"))
+    return json_response(await documents.write(cloud, claims, query, payload, info))
+
+
+async def delete_document(request: Request) -> Response:
+    cloud, claims, query = authenticated(request)
+    await documents.delete(cloud, claims, query)
+    return no_content()
+
+
+async def notifications(websocket: WebSocket) -> None:
+    name = slug(websocket)
+    if not documents.SLUG.fullmatch(name):
+        await websocket.close(code=1008)  # refused at the handshake (HTTP 403)
+        return
+    await cloudsync(websocket).hub.serve(websocket, name)

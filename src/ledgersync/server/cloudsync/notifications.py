@@ -1,0 +1,294 @@
+"""Live notifications: ``ws(s)://<server>/atomic/v1/{slug}/notifications``.
+
+The protocol Ledger Live's CloudSyncSDK speaks (``ledger-sync-api.md`` §4.3), all text
+frames:
+
+* the client's first frame is its access token (audience ``CloudSync``); the socket then
+  listens to every (id, path) the token's permissions grant, for this slug, and the server
+  sends the current version of each such document that exists (the SDK's observable "emits
+  the current version once at first");
+* after each committed write the server sends the new version number, in decimal, to every
+  socket listening to that document, in whichever process of the deployment it is (the
+  hub publishes through the :mod:`~ledgersync.server.broker`); a deletion sends ``0``;
+* every ``cloudsync_ping_interval`` seconds the server sends ``ping``; the client answers
+  ``pong``; a socket that has not answered by the next ping is closed (1000, ``no pong``);
+* when the token expires the server sends ``JWT expired`` and stops notifying; the client
+  sends a fresh token (any frame other than ``pong`` is taken as a token) and the
+  subscription resumes, starting again with the current versions. A socket without a valid
+  token for ``cloudsync_auth_timeout`` seconds is closed (1008);
+* an invalid token, or one granting nothing, closes the socket (1008, the reason says why);
+  binary frames close it with 1003, frames over :data:`MAX_CLIENT_FRAME` bytes with 1009.
+
+One coroutine per socket (the handler, waiting for the client's frames); pings, expiry and
+deadlines are driven by one timer task for all sockets (:meth:`NotificationHub.run`), so an
+idle subscriber costs its connection and one small object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from ..broker import CLOUDSYNC_CHANNEL, Broker
+from ..clock import Clock
+from ..errors import JWT_NO_PERMISSION
+from ..metrics import Metrics
+from ..storage import DocumentKey, DocumentStore
+from ..tokens import CLOUD_SYNC_AUDIENCE, TokenError, TokenService
+from .access import subscriptions
+
+log = logging.getLogger("ledgersync.cloudsync")
+
+PING = "ping"
+PONG = "pong"
+JWT_EXPIRED = "JWT expired"
+CLOSE_NORMAL = 1000
+CLOSE_UNSUPPORTED = 1003
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013
+#: Largest frame a client may send (a token is about 1 KB).
+MAX_CLIENT_FRAME = 16 * 1024
+#: Documents one socket may listen to (one per (id, path) of its token).
+MAX_TOPICS = 64
+#: Tokens an expired or unauthenticated socket may send in a row without a valid one.
+MAX_EXPIRED_TOKENS = 5
+
+Key = tuple[str, str, str]
+
+
+class Subscriber:
+    """One notifications socket."""
+
+    __slots__ = (
+        "expired_tokens",
+        "expires_at",
+        "ping_due",
+        "pong_pending",
+        "slug",
+        "token_deadline",
+        "topics",
+        "websocket",
+    )
+
+    def __init__(self, websocket: WebSocket, slug: str, token_deadline: float) -> None:
+        self.websocket = websocket
+        self.slug = slug
+        self.topics: tuple[Key, ...] = ()
+        #: Token expiry (app clock, seconds); 0 while the socket has no valid token.
+        self.expires_at = 0.0
+        #: Loop time by which a valid token must arrive; None while the token is valid.
+        self.token_deadline: float | None = token_deadline
+        self.expired_tokens = 0
+        self.ping_due = 0.0
+        self.pong_pending = False
+
+
+class NotificationHub:
+    """Who listens to which document, in this process; fan-out of versions to them."""
+
+    def __init__(
+        self,
+        *,
+        broker: Broker,
+        store: DocumentStore,
+        tokens: TokenService,
+        clock: Clock,
+        metrics: Metrics,
+        ping_interval: float,
+        auth_timeout: float,
+        max_subscribers: int,
+    ) -> None:
+        self._broker = broker
+        self._store = store
+        self._tokens = tokens
+        self._clock = clock
+        self._metrics = metrics
+        self.ping_interval = ping_interval
+        self.auth_timeout = auth_timeout
+        self.max_subscribers = max_subscribers
+        self._subscribers: set[Subscriber] = set()
+        self._topics: dict[Key, set[Subscriber]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        broker.subscribe(CLOUDSYNC_CHANNEL, self._on_message)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    # --- publishing -----------------------------------------------------------------------
+
+    def publish(self, key: DocumentKey, version: int) -> None:
+        """Tell every subscriber of ``key``, in every process, that ``version`` is current.
+        Call it only once the write is committed."""
+        message = json.dumps([key.slug, key.trustchain_id, key.path, version])
+        self._broker.publish(CLOUDSYNC_CHANNEL, message)
+
+    def _on_message(self, message: str) -> None:
+        try:
+            slug, trustchain_id, path, version = json.loads(message)
+            key: Key = (str(slug), str(trustchain_id), str(path))
+            text = str(int(version))
+        except (ValueError, TypeError):
+            log.warning("ignoring a malformed notification")
+            return
+        listeners = self._topics.get(key)
+        if not listeners:
+            return
+        now = self._clock()
+        for subscriber in listeners:
+            if now < subscriber.expires_at:  # an expired one is told so by the timer
+                self._send(subscriber, text)
+                self._metrics.cloudsync_notifications.inc()
+
+    # --- sockets ----------------------------------------------------------------------------
+
+    async def serve(self, websocket: WebSocket, slug: str) -> None:
+        """Run one notifications socket until it closes."""
+        if len(self._subscribers) >= self.max_subscribers:
+            await websocket.close(code=CLOSE_TRY_AGAIN)
+            return
+        await websocket.accept()
+        loop = asyncio.get_running_loop()
+        subscriber = Subscriber(websocket, slug, loop.time() + self.auth_timeout)
+        subscriber.ping_due = loop.time() + self.ping_interval
+        self._subscribers.add(subscriber)
+        self._metrics.cloudsync_subscribers.set(len(self._subscribers))
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                text = message.get("text")
+                if text is None:
+                    await _close(websocket, CLOSE_UNSUPPORTED, "text frames only")
+                    return
+                if len(text) > MAX_CLIENT_FRAME:
+                    await _close(websocket, CLOSE_TOO_BIG, "frame too large")
+                    return
+                if text == PONG:
+                    subscriber.pong_pending = False
+                elif not await self._authenticate(subscriber, text.strip()):
+                    return
+        finally:
+            self._detach(subscriber)
+            self._subscribers.discard(subscriber)
+            self._metrics.cloudsync_subscribers.set(len(self._subscribers))
+
+    async def _authenticate(self, subscriber: Subscriber, token: str) -> bool:
+        """Take ``token`` as the socket's credentials; False if the socket was closed."""
+        try:
+            claims = self._tokens.verify(token, audience=CLOUD_SYNC_AUDIENCE)
+        except TokenError as exc:
+            reason = str(exc)
+            if "JWT is expired" not in reason:
+                await _close(subscriber.websocket, CLOSE_POLICY, reason)
+                return False
+            subscriber.expired_tokens += 1
+            if subscriber.expired_tokens > MAX_EXPIRED_TOKENS:
+                await _close(subscriber.websocket, CLOSE_POLICY, reason)
+                return False
+            self._expire(subscriber)
+            return True
+        pairs = subscriptions(claims)[:MAX_TOPICS]
+        if not pairs:
+            await _close(subscriber.websocket, CLOSE_POLICY, JWT_NO_PERMISSION)
+            return False
+        self._detach(subscriber)
+        subscriber.topics = tuple((subscriber.slug, tid, path) for tid, path in pairs)
+        for topic in subscriber.topics:
+            self._topics.setdefault(topic, set()).add(subscriber)
+        subscriber.expires_at = claims.expires_at
+        subscriber.token_deadline = None
+        subscriber.expired_tokens = 0
+        # Subscribed first, then read: a write committed in between is sent at least once.
+        for slug, trustchain_id, path in subscriber.topics:
+            document = await self._store.get(DocumentKey(slug, trustchain_id, path))
+            if document is not None:
+                self._send(subscriber, str(document.version))
+        return True
+
+    def _expire(self, subscriber: Subscriber) -> None:
+        """The token is no longer valid: stop notifying, ask for a new one."""
+        subscriber.expires_at = 0.0
+        if subscriber.token_deadline is None:
+            deadline = asyncio.get_running_loop().time() + self.auth_timeout
+            subscriber.token_deadline = deadline
+        self._send(subscriber, JWT_EXPIRED)
+
+    def _detach(self, subscriber: Subscriber) -> None:
+        for topic in subscriber.topics:
+            listeners = self._topics.get(topic)
+            if listeners is not None:
+                listeners.discard(subscriber)
+                if not listeners:
+                    del self._topics[topic]
+        subscriber.topics = ()
+
+    # --- timers -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Pings, token expiry and token deadlines of every socket, until cancelled."""
+        tick = max(0.01, min(1.0, self.ping_interval / 4, self.auth_timeout / 4))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                self.check(loop.time())
+            except Exception:  # the timer must survive anything
+                log.exception("notification timer failed")
+
+    def check(self, now_loop: float) -> None:
+        now = self._clock()
+        for subscriber in list(self._subscribers):
+            if subscriber.token_deadline is not None:
+                if now_loop >= subscriber.token_deadline:
+                    self._close(subscriber, CLOSE_POLICY, "no valid token")
+                    continue
+            elif now >= subscriber.expires_at:
+                self._expire(subscriber)
+            if now_loop >= subscriber.ping_due:
+                if subscriber.pong_pending:
+                    self._close(subscriber, CLOSE_NORMAL, "no pong")
+                    continue
+                subscriber.pong_pending = True
+                subscriber.ping_due = now_loop + self.ping_interval
+                self._send(subscriber, PING)
+
+    # --- sending without blocking the hub -----------------------------------------------------
+
+    def _send(self, subscriber: Subscriber, text: str) -> None:
+        self._spawn(_send(subscriber.websocket, text))
+
+    def _close(self, subscriber: Subscriber, code: int, reason: str) -> None:
+        self._detach(subscriber)
+        self._subscribers.discard(subscriber)
+        self._spawn(_close(subscriber.websocket, code, reason))
+
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close_all(self) -> None:
+        for subscriber in list(self._subscribers):
+            self._close(subscriber, 1001, "server shutting down")
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _send(websocket: WebSocket, text: str) -> None:
+    with contextlib.suppress(RuntimeError, OSError):  # the socket is going away
+        await websocket.send_text(text)
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    reason = reason.encode()[:120].decode(errors="ignore")  # close reasons: 123 bytes at most
+    with contextlib.suppress(RuntimeError, OSError):
+        await websocket.close(code=code, reason=reason)

@@ -1,0 +1,130 @@
+"""What the Cloud Sync API stores: one document per (slug, trustchain id, path).
+
+A document is ``{version, payload, updated_at (ms), info}``; the payload is the client's
+opaque string (base64 of an encrypted blob), stored as given.
+
+Concurrency: :meth:`DocumentStore.write` is a compare-and-set inside one transaction. It
+first tries ``UPDATE … WHERE version = <new version> - 1``; on an empty key it tries an
+``INSERT … ON CONFLICT DO NOTHING``. Two writers racing for the same next version both reach
+the same row: PostgreSQL makes the second ``UPDATE`` wait for the first to commit and then
+re-checks its ``WHERE`` (the version moved, so nothing changes); SQLite serialises write
+transactions (``BEGIN IMMEDIATE``). Exactly one of them is accepted; the other gets the
+current document back and nothing of it is written.
+
+Documents of deleted trustchains are removed with the trustchain
+(:meth:`~ledgersync.server.storage.keyring.KeyRingStore.delete_trustchain`), and a write
+can not create a document for a trustchain id listed in ``deleted_trustchains``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .database import Connection, Database, Row
+
+
+@dataclass(frozen=True)
+class DocumentKey:
+    slug: str
+    trustchain_id: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Document:
+    version: int
+    payload: str
+    #: Time of the last accepted write, in milliseconds since the epoch.
+    updated_at: int
+    #: The writer's ``X-Ledger-Client-Version``, if it sent one.
+    info: str | None
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """``accepted``: the write is committed. Otherwise ``current`` is the stored document."""
+
+    accepted: bool
+    current: Document | None
+
+
+class TrustchainDeleted(Exception):
+    """The write targets a trustchain that was deleted; nothing was written."""
+
+
+_COLUMNS = "version, payload, updated_at, info"
+
+
+def _document(row: Row) -> Document:
+    return Document(version=int(row[0]), payload=row[1], updated_at=int(row[2]), info=row[3])
+
+
+async def _fetch(connection: Connection, key: DocumentKey) -> Document | None:
+    row = await connection.fetchrow(
+        f"SELECT {_COLUMNS} FROM documents WHERE slug = $1 AND trustchain_id = $2 AND path = $3",
+        key.slug,
+        key.trustchain_id,
+        key.path,
+    )
+    return None if row is None else _document(row)
+
+
+class DocumentStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def get(self, key: DocumentKey) -> Document | None:
+        async with self.database.transaction() as connection:
+            return await _fetch(connection, key)
+
+    async def write(self, key: DocumentKey, document: Document) -> WriteOutcome:
+        """Store ``document`` if its version follows the stored one (any version >= 1 on an
+        empty key); otherwise return the stored document. Committed when this returns."""
+        args = (
+            key.slug,
+            key.trustchain_id,
+            key.path,
+            document.version,
+            document.payload,
+            document.updated_at,
+            document.info,
+        )
+        async with self.database.transaction() as connection:
+            for _ in range(3):
+                updated = await connection.execute(
+                    "UPDATE documents SET version = $4, payload = $5, updated_at = $6, info = $7"
+                    " WHERE slug = $1 AND trustchain_id = $2 AND path = $3 AND version = $4 - 1",
+                    *args,
+                )
+                if updated:
+                    return WriteOutcome(True, None)
+                inserted = await connection.execute(
+                    f"INSERT INTO documents (slug, trustchain_id, path, {_COLUMNS})"
+                    " SELECT $1, $2, $3, $4, $5, $6, $7"
+                    " WHERE NOT EXISTS (SELECT 1 FROM deleted_trustchains WHERE id = $2)"
+                    " ON CONFLICT DO NOTHING",
+                    *args,
+                )
+                if inserted:
+                    return WriteOutcome(True, None)
+                current = await _fetch(connection, key)
+                if current is not None:
+                    return WriteOutcome(False, current)
+                deleted = await connection.fetchrow(
+                    "SELECT 1 FROM deleted_trustchains WHERE id = $1", key.trustchain_id
+                )
+                if deleted is not None:
+                    raise TrustchainDeleted(key.trustchain_id)
+                # The document was deleted by another transaction between our statements
+                # (PostgreSQL, read committed): look again.
+            return WriteOutcome(False, None)
+
+    async def delete(self, key: DocumentKey) -> bool:
+        async with self.database.transaction() as connection:
+            deleted = await connection.execute(
+                "DELETE FROM documents WHERE slug = $1 AND trustchain_id = $2 AND path = $3",
+                key.slug,
+                key.trustchain_id,
+                key.path,
+            )
+        return deleted > 0
