@@ -268,15 +268,20 @@ def test_token_expiry_refresh_and_reauthentication(
     """Access tokens live 2 s and can be refreshed for 5 s: Ledger's SDK refreshes an
     expired token, then logs in again once the refresh window is over."""
     url = short_token_server.url
-    alice = js_for("Alice", device_key, url=url)
-    bob = js_for("Bob", device_key, url=url)
+    alice = js_for("Alice", device_key, url=url, cloud=True)
+    bob = js_for("Bob", device_key, url=url, cloud=True)
     alice.call("getOrCreateTrustchain")
     bob.call("getOrCreateTrustchain")
-    first = alice.call("withAuth")
-    wait_past(token_expiry(first["accessToken"]))
+    bob.call("cloudPull")
+    first, bobs = alice.call("withAuth"), bob.call("withAuth")
+    wait_past(max(token_expiry(first["accessToken"]), token_expiry(bobs["accessToken"])))
 
-    # Expired access token: "JWT is expired, please call /refresh" → refresh, retry.
+    # Expired access token: "JWT is expired, please call /refresh" → refresh, retry; on the
+    # Key Ring API and on the Cloud Sync API.
     assert len(alice.call("getMembers")) == 2
+    alice.call("cloudPush", data={"accountNames": {}})
+    assert bob.call("cloudPull") == {"data": {"accountNames": {}}, "version": 1}
+    assert bob.call("withAuth")["accessToken"] != bobs["accessToken"]
     refreshed = alice.call("withAuth")
     assert refreshed["accessToken"] != first["accessToken"]
 

@@ -3,9 +3,6 @@ against a real ``ledgersync serve``, alone and beside ``ledgersync.sdk.cloudsync
 
 Instances keep Ledger Live's wallet-sync state ``{data, version}``; the documents are opaque
 JSON objects (the suite is about the protocol, not Ledger Live's account modules).
-
-PENDING: not collected (pytest collects ``test_*.py``) until the Cloud Sync backend
-(``/atomic/v1/...``, issue 5) is merged; then this file becomes ``test_js_cloudsync.py``.
 """
 
 from __future__ import annotations
