@@ -59,6 +59,8 @@ class Server:
                 # Every test logs in many times from 127.0.0.1.
                 "LEDGERSYNC_RATE_LIMIT_PER_MINUTE": "1000000",
                 "LEDGERSYNC_RATE_LIMIT_BURST": "1000000",
+                # A pairing that goes wrong fails in a minute, not five.
+                "LEDGERSYNC_QR_IDLE_TIMEOUT": "60",
             }
             for name, value in self.settings.items():
                 env[f"LEDGERSYNC_{name.upper()}"] = str(value)

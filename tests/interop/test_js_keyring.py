@@ -19,7 +19,7 @@ import pytest
 
 from ledgersync.protocol import parse_path, resolve_tree
 
-from .js import JsError, JsInstance
+from .js import JsError, JsInstance, shown_qr_url
 from .server import Server
 
 OWNER = 0xFFFFFFFF
@@ -47,7 +47,7 @@ def fetch_tree(server: Server, instance: JsInstance) -> dict[str, str]:
 def pair_by_qr(host: JsInstance, candidate: JsInstance, *, digits: str | None = None) -> None:
     """Ledger's QR pairing through our relay; raises the candidate's error if any."""
     hosting = host.start("qrHost")
-    url = host.wait_event("qrUrl")["url"]
+    url = shown_qr_url(host)
     assert url.startswith("ws://127.0.0.1:") and "/v1/qr?host=" in url
     scanning = candidate.start("qrCandidate", url=url)
     shown = host.wait_event("qrDigits")["digits"]
@@ -121,7 +121,7 @@ def test_qr_pairing_with_wrong_digits_fails(js_for: JsFor, device_key: str) -> N
     host.call("getOrCreateTrustchain")
     candidate = js_for("Candidate", "11" * 32)
     hosting = host.start("qrHost")
-    scanning = candidate.start("qrCandidate", url=host.wait_event("qrUrl")["url"])
+    scanning = candidate.start("qrCandidate", url=shown_qr_url(host))
     shown = host.wait_event("qrDigits")["digits"]
     candidate.wait_event("qrDigitsRequested")
     candidate.call("qrEnterDigits", digits=f"{(int(shown) + 1) % 1000:03d}")
@@ -140,7 +140,7 @@ def test_qr_pairing_two_synced_instances_is_refused(js_for: JsFor, device_key: s
     candidate = js_for("Candidate", device_key)
     candidate.call("getOrCreateTrustchain")
     hosting = host.start("qrHost")
-    scanning = candidate.start("qrCandidate", url=host.wait_event("qrUrl")["url"])
+    scanning = candidate.start("qrCandidate", url=shown_qr_url(host))
     candidate.wait_event("qrDigitsRequested")
     candidate.call("qrEnterDigits", digits=host.wait_event("qrDigits")["digits"])
     with pytest.raises(JsError) as error:

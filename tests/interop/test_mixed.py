@@ -21,7 +21,7 @@ from ledgersync.sdk.errors import TrustchainEjected
 from ledgersync.sdk.qr import DigitsRequest, pair_as_candidate, pair_as_host
 from ledgersync.sdk.trustchain import TrustchainSDK
 
-from .js import JsError, JsInstance
+from .js import JsError, JsInstance, shown_qr_url
 from .server import Server
 
 JsFor = Callable[..., JsInstance]
@@ -124,18 +124,21 @@ async def test_python_pairs_into_a_js_host_by_qr(
     candidate = python_for("Py Candidate")
 
     hosting = host.start("qrHost")
-    url = (await asyncio.to_thread(host.wait_event, "qrUrl"))["url"]
+    url = await asyncio.to_thread(shown_qr_url, host)
 
     async def read_digits(request: DigitsRequest) -> str:
         assert request.digits == 3
         return str((await asyncio.to_thread(host.wait_event, "qrDigits"))["digits"])
 
-    candidate.trustchain = await pair_as_candidate(
-        candidate.sdk,
-        candidate.credentials,
-        None,
-        scanned_url=url,
-        on_request_qr_code_input=read_digits,
+    candidate.trustchain = await asyncio.wait_for(
+        pair_as_candidate(
+            candidate.sdk,
+            candidate.credentials,
+            None,
+            scanned_url=url,
+            on_request_qr_code_input=read_digits,
+        ),
+        60,
     )
     assert await asyncio.to_thread(hosting.result, 30) is None
     assert candidate.tc == js_trustchain(host)
@@ -159,12 +162,15 @@ async def test_js_pairs_into_a_python_host_by_qr(
         await asyncio.to_thread(scanning.result, 30)
 
     scans: list[asyncio.Task[None]] = []
-    result = await pair_as_host(
-        host.sdk,
-        host.credentials,
-        host.tc,
-        on_display_qr_code=lambda url: scans.append(asyncio.create_task(scan(url))),
-        on_display_digits=shown.put_nowait,
+    result = await asyncio.wait_for(
+        pair_as_host(
+            host.sdk,
+            host.credentials,
+            host.tc,
+            on_display_qr_code=lambda url: scans.append(asyncio.create_task(scan(url))),
+            on_display_digits=shown.put_nowait,
+        ),
+        60,
     )
     await scans[0]
     assert result == host.tc

@@ -27,6 +27,7 @@ function emit(message) {
   process.stdout.write(JSON.stringify(message) + "\n");
 }
 protocol.emit = emit;
+ledger.socketListeners.add(({ url }) => emit({ event: "socketOpen", url }));
 
 function serializeError(error) {
   if (error instanceof Error) {

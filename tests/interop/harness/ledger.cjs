@@ -2,6 +2,22 @@
 // Deep imports: the packages' roots pull dependencies (coin modules, transports) that are not
 // installed here (see install.sh).
 "use strict";
+
+// Ledger's QR and notification code opens its websockets with `new (require("isomorphic-ws"))`.
+// The class it gets is ours: Node's `ws` WebSocket, telling the harness when a socket opens
+// (Ledger's QR host shows its code before its socket is open; tests wait for the open).
+const BaseWebSocket = require("isomorphic-ws");
+const socketListeners = new Set();
+class ObservedWebSocket extends BaseWebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("open", () => {
+      for (const listener of socketListeners) listener({ url: String(args[0]) });
+    });
+  }
+}
+require.cache[require.resolve("isomorphic-ws")].exports = ObservedWebSocket;
+
 const hw = require("@ledgerhq/hw-ledger-key-ring-protocol");
 const { SDK } = require("@ledgerhq/ledger-key-ring-protocol/sdk");
 const { genericWithJWT } = require("@ledgerhq/ledger-key-ring-protocol/auth");
@@ -46,4 +62,5 @@ module.exports = {
   liveSlug,
   z,
   versions,
+  socketListeners,
 };
