@@ -20,7 +20,7 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/ruff format --check src tests $(wildcard bench)
-	$(BIN)/mypy --strict src/ledgersync/protocol src/ledgersync/sdk src/ledgersync/server
+	$(BIN)/mypy --strict src/ledgersync/protocol src/ledgersync/device src/ledgersync/server src/ledgersync/sdk
 
 # Ledger's JavaScript packages for tests/interop (instant once installed; needs node and npm).
 interop-deps:

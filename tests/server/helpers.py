@@ -6,9 +6,7 @@ protocol layer or the test vectors.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -28,17 +26,13 @@ from ledgersync.protocol.challenge import (
     sign_seed_id,
 )
 
-VECTORS = json.loads(
-    (Path(__file__).parent.parent / "data" / "lkrp-vectors.json").read_text(encoding="utf-8")
-)["vectors"]
+from ..conftest import load_vectors
+
+VECTORS = load_vectors()
 
 
 def vector(identifier: str) -> dict[str, Any]:
-    for item in VECTORS:
-        if item["id"] == identifier:
-            found: dict[str, Any] = item
-            return found
-    raise KeyError(identifier)
+    return VECTORS[identifier]
 
 
 ATTESTATION = vector("device_attestation_keys")
@@ -222,6 +216,15 @@ def created_trustchain(
         assert session.put_blocks(trustchain.id, app_path(0), [block]).status_code == 204
     assert session.refresh().status_code == 200
     return trustchain, session, keys
+
+
+def rotate(session: Session, trustchain: Trustchain, index: int, keep: KeyPair) -> None:
+    """Stream ``index`` replaces ``index - 1`` with ``keep`` as its member, the old one closed
+    (a removeMember that drops everyone else)."""
+    trustchain.derive(index, keep)
+    assert session.post_derivation(trustchain, app_path(index)).status_code == 204
+    close = trustchain.close(app_path(index - 1), trustchain.device)
+    assert session.put_blocks(trustchain.id, app_path(index - 1), [close]).status_code == 204
 
 
 def error_message(response: httpx2.Response) -> str:

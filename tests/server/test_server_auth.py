@@ -29,6 +29,7 @@ from .helpers import (
     login_member,
     member_answer,
     member_login,
+    rotate,
     token_of,
 )
 
@@ -377,11 +378,7 @@ def test_refresh_keeps_the_refresh_window_and_recomputes_permissions(
 def test_refresh_of_a_removed_member_asks_for_a_new_login(client: httpx2.Client) -> None:
     trustchain, device, (member, other) = created_trustchain(client, members=2)
     session = login_member(client, member, trustchain.id)
-    # Rotation that keeps only `other`: new stream 1, then close stream 0.
-    trustchain.derive(1, other)
-    assert device.post_derivation(trustchain, app_path(1)).status_code == 204
-    close = trustchain.close(app_path(0), trustchain.device)
-    assert device.put_blocks(trustchain.id, app_path(0), [close]).status_code == 204
+    rotate(device, trustchain, 1, keep=other)
     response = session.refresh()
     assert response.status_code == 401
     assert "JWT is expired" in error_message(response)

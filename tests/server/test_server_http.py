@@ -99,6 +99,27 @@ def test_challenge_and_authenticate_are_rate_limited(
     assert client.post("/v1/authenticate", json=answer).status_code == 429
 
 
+def test_rate_limits_follow_trusted_proxies(make_server: Callable[..., RunningServer]) -> None:
+    server = make_server(forwarded_allow_ips="127.0.0.1", rate_limit_burst=1)
+    client = server.client()
+
+    def challenge_from(address: str) -> int:
+        return client.get("/v1/challenge", headers={"X-Forwarded-For": address}).status_code
+
+    assert challenge_from("192.0.2.1") == 200
+    assert challenge_from("192.0.2.2") == 200
+    assert challenge_from("192.0.2.1") == 429
+
+
+def test_forwarded_addresses_are_ignored_by_default(
+    make_server: Callable[..., RunningServer],
+) -> None:
+    server = make_server(rate_limit_burst=1)
+    client = server.client()
+    assert client.get("/v1/challenge", headers={"X-Forwarded-For": "192.0.2.1"}).status_code == 200
+    assert client.get("/v1/challenge", headers={"X-Forwarded-For": "192.0.2.2"}).status_code == 429
+
+
 def test_other_endpoints_are_not_rate_limited(make_server: Callable[..., RunningServer]) -> None:
     server = make_server(rate_limit_per_minute=1, rate_limit_burst=1)
     client = server.client()

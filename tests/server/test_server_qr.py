@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -129,6 +130,22 @@ def test_idle_rooms_are_closed(make_server: Callable[..., RunningServer]) -> Non
     with peer(server, host) as first, peer(server, host) as second:
         assert closed_by_server(first) == (1000, "idle timeout")
         assert closed_by_server(second) == (1000, "idle timeout")
+
+
+def test_traffic_keeps_a_room_open(make_server: Callable[..., RunningServer]) -> None:
+    server = make_server(qr_idle_timeout=0.4)
+    host = host_key()
+    with peer(server, host) as first, peer(server, host) as second:
+        started = time.monotonic()
+        exchanged = 0
+        while time.monotonic() - started < 1.2:  # three idle periods of steady traffic
+            first.send("ping")
+            assert second.recv(timeout=WAIT) == "ping"
+            exchanged += 1
+        second.send("still open")
+        assert first.recv(timeout=WAIT) == "still open"
+        assert closed_by_server(first) == (1000, "idle timeout")  # once traffic stops
+        assert exchanged > 10
 
 
 def test_room_count_is_bounded(make_server: Callable[..., RunningServer]) -> None:

@@ -27,6 +27,7 @@ from .helpers import (
     error_message,
     login_device,
     login_member,
+    rotate,
     stream_hex,
 )
 
@@ -153,10 +154,7 @@ def test_tree_shows_root_and_newest_stream_per_application(client: httpx2.Client
         "m/16'": stream_hex(trustchain.streams[app_path(0)]),
     }
     # rotation to index 1, and another application (17)
-    trustchain.derive(1, other)
-    assert device.post_derivation(trustchain, app_path(1)).status_code == 204
-    close = trustchain.close(app_path(0), trustchain.device)
-    assert device.put_blocks(trustchain.id, app_path(0), [close]).status_code == 204
+    rotate(device, trustchain, 1, keep=other)
     trustchain.derive(0, member, application=17)
     assert device.post_derivation(trustchain, app_path(0, 17)).status_code == 204
     assert tree_of(device, trustchain.id) == {
@@ -527,10 +525,7 @@ def test_delete_by_the_device(client: httpx2.Client) -> None:
 def test_a_removed_member_cannot_delete(client: httpx2.Client) -> None:
     trustchain, device, (member, other) = created_trustchain(client, members=2)
     session = login_member(client, member, trustchain.id)
-    trustchain.derive(1, other)
-    assert device.post_derivation(trustchain, app_path(1)).status_code == 204
-    close = trustchain.close(app_path(0), trustchain.device)
-    assert device.put_blocks(trustchain.id, app_path(0), [close]).status_code == 204
+    rotate(device, trustchain, 1, keep=other)
     assert session.delete(f"/v1/trustchain/{trustchain.id}").status_code == 401
     assert device.tree(trustchain.id).status_code == 200
 

@@ -4,6 +4,8 @@ no access log (it would log client addresses), proxy headers only from configure
 
 from __future__ import annotations
 
+import contextlib
+
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -29,6 +31,8 @@ def uvicorn_config(config: ServerConfig, app: ASGIApp) -> uvicorn.Config:
 
 
 def run(config: ServerConfig) -> None:
-    """Serve until interrupted."""
+    """Serve until interrupted (Ctrl-C is a normal way to stop: no traceback, exit status 0)."""
     configure_logging(config.log_level)
-    uvicorn.Server(uvicorn_config(config, create_app(config))).run()
+    server = uvicorn.Server(uvicorn_config(config, create_app(config)))
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT after shutdown
+        server.run()

@@ -42,6 +42,7 @@ class Room:
     peers: list[WebSocket] = field(default_factory=list)
     last_activity: float = 0.0
     closed: bool = False
+    watchdog: asyncio.Task[None] | None = None
 
     def other(self, peer: WebSocket) -> WebSocket | None:
         for candidate in self.peers:
@@ -71,6 +72,7 @@ class QrRelay:
             if len(self._rooms) >= self.max_rooms:
                 raise RoomRefused("too many pairing sessions, try again later")
             room = self._rooms[host] = Room(host, last_activity=_now())
+            room.watchdog = asyncio.create_task(self._close_when_idle(room))
             self._metrics.qr_rooms.set(len(self._rooms))
         if len(room.peers) >= self.MAX_PEERS:
             raise RoomRefused("this pairing session already has two peers")
@@ -78,16 +80,9 @@ class QrRelay:
         return room
 
     async def relay(self, room: Room, peer: WebSocket) -> None:
-        """Forward ``peer``'s frames until it leaves or the room goes idle."""
+        """Forward ``peer``'s frames until it leaves or the room is closed."""
         while not room.closed:
-            remaining = room.last_activity + self.idle_timeout - _now()
-            if remaining <= 0:
-                await self.close_room(room, "idle timeout")
-                return
-            try:
-                message = await asyncio.wait_for(peer.receive(), remaining)
-            except TimeoutError:
-                continue  # the other peer may have been active meanwhile: look again
+            message = await peer.receive()
             if message["type"] == "websocket.disconnect":
                 return
             room.last_activity = _now()
@@ -109,8 +104,18 @@ class QrRelay:
         if not room.closed:
             await self.close_room(room, "peer left")
 
+    async def _close_when_idle(self, room: Room) -> None:
+        while not room.closed:
+            remaining = room.last_activity + self.idle_timeout - _now()
+            if remaining <= 0:
+                await self.close_room(room, "idle timeout")
+                return
+            await asyncio.sleep(remaining)
+
     async def close_room(self, room: Room, reason: str) -> None:
         room.closed = True
+        if room.watchdog is not None and room.watchdog is not asyncio.current_task():
+            room.watchdog.cancel()
         if self._rooms.get(room.host) is room:
             del self._rooms[room.host]
             self._metrics.qr_rooms.set(len(self._rooms))

@@ -176,6 +176,11 @@ class PostgresDatabase:
     def __init__(self, pool: Any) -> None:
         self._pool = pool
 
+    @property
+    def pool(self) -> Any:
+        """The asyncpg pool, for what the seam does not cover (LISTEN/NOTIFY connections)."""
+        return self._pool
+
     @classmethod
     async def open(cls, url: str) -> PostgresDatabase:
         import asyncpg  # type: ignore[import-untyped]

@@ -208,8 +208,10 @@ class KeyRingStore:
 
     async def add_stream(self, trustchain_id: str, stream: NewBlocks) -> None:
         async with self.database.transaction() as connection:
-            if not await connection.fetchrow(
-                "SELECT 1 FROM trustchains WHERE id = $1", trustchain_id
+            # A no-op update rather than a SELECT: it also locks the row (PostgreSQL), so that
+            # a concurrent deletion waits for this transaction instead of breaking it.
+            if not await connection.execute(
+                "UPDATE trustchains SET created_at = created_at WHERE id = $1", trustchain_id
             ):
                 raise NoSuchTrustchain(trustchain_id)
             await _insert_stream(connection, trustchain_id, stream)
