@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from ledgersync.device.interface import Device
 from ledgersync.sdk.trustchain import TrustchainSDK
 
 from ..server.harness import RunningServer
-from .harness import Instance, running_server
+from .harness import DEVICE_KINDS, Approvals, Instance, running_server
 
 InstanceFactory = Callable[..., Instance]
+DeviceFactory = Callable[..., tuple[Device, Approvals]]
 
 
 @pytest.fixture
@@ -34,3 +36,11 @@ async def instances(server: RunningServer) -> AsyncIterator[InstanceFactory]:
     yield make
     for sdk in created:
         await sdk.aclose()
+
+
+@pytest.fixture(params=sorted(DEVICE_KINDS))
+def make_device(request: pytest.FixtureRequest) -> DeviceFactory:
+    """``make_device(phrase=None)`` → (device, approvals); runs the test for each device kind:
+    the software device and the APDU client driving the emulated app."""
+    factory: DeviceFactory = DEVICE_KINDS[request.param]
+    return factory

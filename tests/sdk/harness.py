@@ -18,8 +18,12 @@ from typing import Any
 import jwt
 
 from ledgersync.device.approval import ApprovalKind, ApprovalRequest
-from ledgersync.device.identity import generate_mnemonic
+from ledgersync.device.client import ApduDevice
+from ledgersync.device.emulator import Emulator
+from ledgersync.device.identity import DeviceIdentity, generate_mnemonic
+from ledgersync.device.interface import Device
 from ledgersync.device.software import SoftwareDevice
+from ledgersync.device.transport import InProcessTransport
 from ledgersync.sdk.credentials import MemberCredentials, Trustchain
 from ledgersync.sdk.trustchain import TrustchainSDK
 
@@ -70,9 +74,24 @@ class Approvals:
 
 
 def software_device(phrase: str | None = None) -> tuple[SoftwareDevice, Approvals]:
+    """A software device (the app's logic called directly) from a BIP39 phrase."""
     approvals = Approvals()
     device = SoftwareDevice.from_mnemonic(phrase or generate_mnemonic(), approver=approvals)
     return device, approvals
+
+
+def apdu_device(phrase: str | None = None) -> tuple[Device, Approvals]:
+    """The device as a hardware wallet is driven: APDUs to the emulated Ledger Sync app."""
+    approvals = Approvals()
+    identity = DeviceIdentity.from_mnemonic(phrase or generate_mnemonic())
+    emulator = Emulator(identity, approver=approvals)
+    return ApduDevice(InProcessTransport(emulator)), approvals
+
+
+DEVICE_KINDS: dict[str, Callable[..., tuple[Device, Approvals]]] = {
+    "software": software_device,
+    "apdu": apdu_device,
+}
 
 
 @dataclass

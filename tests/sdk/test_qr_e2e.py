@@ -47,6 +47,18 @@ class Screen:
         self.digits: asyncio.Queue[str] = asyncio.Queue()
         self.requests: list[DigitsRequest] = []
 
+    def host(self, host: Instance) -> asyncio.Task[Trustchain]:
+        """Start ``host`` pairing, showing its QR code and digits on this screen."""
+        return asyncio.create_task(
+            pair_as_host(
+                host.sdk,
+                host.credentials,
+                host.trustchain,
+                on_display_qr_code=self.urls.put_nowait,
+                on_display_digits=self.digits.put_nowait,
+            )
+        )
+
     def typist(
         self, transform: Callable[[str], str] = str
     ) -> Callable[[DigitsRequest], Awaitable[str]]:
@@ -69,15 +81,7 @@ async def run_pairing(
 ) -> tuple[Any, Any]:
     """Pair ``host`` and ``candidate``; each side's result or exception."""
     screen = Screen()
-    host_task = asyncio.create_task(
-        pair_as_host(
-            host.sdk,
-            host.credentials,
-            host.trustchain,
-            on_display_qr_code=screen.urls.put_nowait,
-            on_display_digits=screen.digits.put_nowait,
-        )
-    )
+    host_task = screen.host(host)
     url_task = asyncio.create_task(screen.urls.get())
     await asyncio.wait([host_task, url_task], return_when=asyncio.FIRST_COMPLETED)
     if not url_task.done():
@@ -184,15 +188,7 @@ async def host_session(
     host: Instance, peer_script: Callable[[RawPeer, Any], Awaitable[None]]
 ) -> Any:
     screen = Screen()
-    host_task = asyncio.create_task(
-        pair_as_host(
-            host.sdk,
-            host.credentials,
-            host.trustchain,
-            on_display_qr_code=screen.urls.put_nowait,
-            on_display_digits=screen.digits.put_nowait,
-        )
-    )
+    host_task = screen.host(host)
     peer = RawPeer(await screen.urls.get())
     async with connect(peer.url) as ws:
         await peer_script(peer, (ws, screen))
@@ -296,3 +292,22 @@ async def test_candidate_gets_garbage_from_the_host(
 
 async def _never(member: Any) -> Trustchain:
     raise AssertionError("add_member must not be called")
+
+
+async def test_candidate_sees_the_host_leave(instances: InstanceFactory, server: Any) -> None:
+    candidate = instances("Phone")
+    host_key = KeyPair.generate()
+    url = qr.pairing_url(server.url, host_key.public_key)
+    async with connect(url) as host_ws:
+        task = asyncio.create_task(
+            create_qr_code_candidate_instance(
+                member_credentials=candidate.credentials,
+                member_name=candidate.name,
+                add_member=_never,
+                scanned_url=url,
+                on_request_qr_code_input=lambda request: "123",
+            )
+        )
+        json.loads(await host_ws.recv())  # InitiateHandshake arrived; the host goes away
+    with pytest.raises(QRCodeWSClosed):
+        await task

@@ -6,6 +6,7 @@ import pytest
 
 from ledgersync.device.approval import ApprovalKind
 from ledgersync.device.identity import generate_mnemonic
+from ledgersync.protocol.builders import close_stream_block
 from ledgersync.protocol.paths import parse_path
 from ledgersync.protocol.tree import resolve_tree
 from ledgersync.sdk.auth import AuthPolicy
@@ -24,7 +25,7 @@ from ledgersync.sdk.errors import (
 )
 
 from ..server.harness import RunningServer
-from .conftest import InstanceFactory
+from .conftest import DeviceFactory, InstanceFactory
 from .harness import Instance, software_device
 
 
@@ -42,8 +43,10 @@ async def join(instance: Instance, device, **kwargs) -> TrustchainResultType:  #
     return result.type
 
 
-async def test_create_then_join_then_restore(instances: InstanceFactory) -> None:
-    device, approvals = software_device()
+async def test_create_then_join_then_restore(
+    instances: InstanceFactory, make_device: DeviceFactory
+) -> None:
+    device, approvals = make_device()
     first, second = instances("Linux first"), instances("Mac second")
     events: list[str] = []
     callbacks = DeviceCallbacks(
@@ -118,8 +121,10 @@ async def test_add_member_without_device_and_user_data(instances: InstanceFactor
         owner.sdk.decrypt_user_data(stranger, sealed)
 
 
-async def test_refusals_on_the_device(instances: InstanceFactory) -> None:
-    device, approvals = software_device()
+async def test_refusals_on_the_device(
+    instances: InstanceFactory, make_device: DeviceFactory
+) -> None:
+    device, approvals = make_device()
     instance = instances("Linux")
     approvals.refuse = {ApprovalKind.LOGIN}
     with pytest.raises(UserRefusedOnDevice):
@@ -132,9 +137,11 @@ async def test_refusals_on_the_device(instances: InstanceFactory) -> None:
     assert await join(instance, device) is TrustchainResultType.UPDATED
 
 
-async def test_wrong_seed_cannot_remove(instances: InstanceFactory) -> None:
-    device, _ = software_device()
-    wrong, _ = software_device()
+async def test_wrong_seed_cannot_remove(
+    instances: InstanceFactory, make_device: DeviceFactory
+) -> None:
+    device, _ = make_device()
+    wrong, _ = make_device()
     first, second = instances("Linux"), instances("Mac")
     await join(first, device)
     await join(second, device)
@@ -144,8 +151,10 @@ async def test_wrong_seed_cannot_remove(instances: InstanceFactory) -> None:
         )
 
 
-async def test_remove_member_refusals(instances: InstanceFactory) -> None:
-    device, approvals = software_device()
+async def test_remove_member_refusals(
+    instances: InstanceFactory, make_device: DeviceFactory
+) -> None:
+    device, approvals = make_device()
     first, second = instances("Linux"), instances("Mac")
     await join(first, device)
     await join(second, device)
@@ -163,8 +172,10 @@ async def test_remove_member_refusals(instances: InstanceFactory) -> None:
     assert await second.sdk.restore_trustchain(second.tc, second.credentials) == second.tc
 
 
-async def test_rotation_among_five_members(instances: InstanceFactory) -> None:
-    device, _ = software_device()
+async def test_rotation_among_five_members(
+    instances: InstanceFactory, make_device: DeviceFactory
+) -> None:
+    device, _ = make_device()
     members = [instances(f"Instance {i}") for i in range(5)]
     for member in members:
         await join(member, device)
@@ -225,3 +236,23 @@ async def test_destroy_trustchain(instances: InstanceFactory, server: RunningSer
         await second.sdk.restore_trustchain(second.tc, second.credentials)
     # The device can start over: a new trustchain is created.
     assert await join(first, device) is TrustchainResultType.CREATED
+
+
+async def test_closed_application_stream(instances: InstanceFactory) -> None:
+    """A stream closed without rotation (Ledger's destroyApplication): restoring is refused,
+    and the device flow reopens the application on the next index."""
+    device, _ = software_device()
+    instance = instances("Linux")
+    await join(instance, device)
+    tree = await server_tree(instance)
+    stream = tree.get(parse_path(instance.tc.application_path))
+    assert stream is not None
+    block = close_stream_block(instance.credentials.key_pair, stream.last_hash)
+    jwt = await instance.sdk.get_jwt(instance.tc, instance.credentials)
+    await instance.sdk.api.put_commands(
+        jwt, instance.tc.root_id, instance.tc.application_path, [block.encode()]
+    )
+    with pytest.raises(TrustchainEjected):  # it cannot even log in any more
+        await instance.sdk.restore_trustchain(instance.tc, instance.credentials)
+    assert await join(instance, device) is TrustchainResultType.UPDATED
+    assert instance.tc.application_path == "m/0'/16'/1'"

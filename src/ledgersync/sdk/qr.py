@@ -89,7 +89,6 @@ class _Pairing:
 
     def __init__(
         self,
-        *,
         credentials: MemberCredentials,
         member_name: str,
         add_member: AddMember,
@@ -117,7 +116,10 @@ class _Pairing:
     async def send(self, message: qr.MessageType, payload: dict[str, Any]) -> None:
         assert self.ws is not None
         frame = qr.Message(self.publisher, message.value, payload).encode()
-        await self.ws.send(frame)
+        try:
+            await self.ws.send(frame)
+        except ConnectionClosed as exc:
+            raise QRCodeWSClosed(time=time.monotonic() - self.started) from exc
 
     async def send_encrypted(self, message: qr.MessageType, payload: dict[str, Any]) -> None:
         await self.send(message, self._cipher().encrypt_payload(payload, self.random))
@@ -231,13 +233,7 @@ async def create_qr_code_host_instance(
     Returns the trustchain the candidate added us to, or None when we added the candidate
     to ours (``initial_trustchain_id`` set). The display callbacks may be coroutines.
     """
-    pairing = _Pairing(
-        credentials=member_credentials,
-        member_name=member_name,
-        add_member=add_member,
-        initial_trustchain_id=initial_trustchain_id,
-        random=random,
-    )
+    pairing = _Pairing(member_credentials, member_name, add_member, initial_trustchain_id, random)
     url = qr.pairing_url(trustchain_api_base_url, pairing.ephemeral.public_key)
     await pairing.open(url)
     expected: str | None = None
@@ -300,13 +296,7 @@ async def create_qr_code_candidate_instance(
         if exc.legacy_import:
             raise ScannedOldImportQrCode(str(exc)) from exc
         raise ScannedInvalidQrCode(str(exc)) from exc
-    pairing = _Pairing(
-        credentials=member_credentials,
-        member_name=member_name,
-        add_member=add_member,
-        initial_trustchain_id=initial_trustchain_id,
-        random=random,
-    )
+    pairing = _Pairing(member_credentials, member_name, add_member, initial_trustchain_id, random)
     pairing.cipher = qr.SessionCipher.from_ecdh(pairing.ephemeral.private_key, host_key)
     await pairing.open(scanned_url)
     try:
