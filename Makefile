@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench clean interop-deps
+.PHONY: serve test lint bench bench-cloudsync clean interop-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: lint interop-deps
 
 bench: $(STAMP)
 	$(BIN)/python bench/protocol_resolve.py
+
+# Cloud Sync throughput, latency and notification fan-out against a `ledgersync serve`
+# subprocess, on SQLite and on an embedded PostgreSQL (docs/benchmarks.md).
+bench-cloudsync: $(STAMP)
+	$(BIN)/python -m bench.cloudsync
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

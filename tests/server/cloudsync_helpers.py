@@ -69,6 +69,40 @@ class Member:
         )
 
 
+async def race_writers(member: Member, urls: list[str], attempts: int) -> list[tuple[int, str]]:
+    """One writer per URL, all on ``member``'s document, each ``attempts`` times reading the
+    version then writing version + 1 with a unique payload. Returns the accepted writes as
+    (version, payload)."""
+    accepted: list[tuple[int, str]] = []
+    params = {"id": member.trustchain_id, "path": member.path}
+    headers = bearer(member.token)
+
+    async def writer(number: int, client: httpx2.AsyncClient) -> None:
+        for attempt in range(attempts):
+            current = (await client.get("/atomic/v1/live", params=params, headers=headers)).json()
+            version = current.get("version", 0) + 1
+            payload = f"writer {number} attempt {attempt}"
+            response = await client.post(
+                "/atomic/v1/live",
+                params={**params, "version": version},
+                json={"payload": payload},
+                headers=headers,
+            )
+            assert response.status_code == 200, response.text
+            if response.json()["status"] == "updated":
+                accepted.append((version, payload))
+            else:  # refused: the server had moved on
+                assert response.json()["version"] >= version - 1
+
+    clients = [httpx2.AsyncClient(base_url=url, timeout=30) for url in urls]
+    try:
+        await asyncio.gather(*(writer(n, c) for n, c in enumerate(clients)))
+    finally:
+        for client in clients:
+            await client.aclose()
+    return accepted
+
+
 def new_member(client: httpx2.Client) -> Member:
     trustchain, device, keys = created_trustchain(client, members=1)
     session = login_member(client, keys[0], trustchain.id)
@@ -92,6 +126,18 @@ async def next_frame(socket: ClientConnection, *, skip_pings: bool = True) -> st
                 await socket.send("pong")
                 continue
             return frame
+
+
+async def version_pushed(socket: ClientConnection, version: int) -> None:
+    """Wait (within :data:`DEADLINE`) for ``version`` to be pushed. Earlier versions may come
+    first: delivery is at least once, and a write's notification may still be travelling
+    between processes when a socket subscribes and is sent the current version."""
+    async with asyncio.timeout(DEADLINE):
+        while True:
+            frame = await next_frame(socket)
+            if int(frame) == version:
+                return
+            assert int(frame) < version, (frame, version)
 
 
 async def closed(socket: ClientConnection) -> tuple[int | None, str | None]:

@@ -3,14 +3,13 @@ the version rules, authorization from the token snapshot, bounds and bad input."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
 import httpx2
 import pytest
 
-from .cloudsync_helpers import Member, new_member
+from .cloudsync_helpers import Member, new_member, race_writers
 from .harness import RunningServer
 from .helpers import app_path, bearer, error_message, login_member
 
@@ -59,6 +58,11 @@ def test_the_first_write_of_an_empty_document_may_carry_any_version(member: Memb
     assert member.get().json()["version"] == 42
     assert member.post(42, "again").json()["status"] == "out-of-sync"
     assert member.post(43, "next").json() == {"status": "updated"}
+    big = 2**53 - 2  # JavaScript's largest safe integer is the last version
+    assert member.post(big, "big", slug="big").json() == {"status": "updated"}
+    assert member.post(big + 1, "bigger", slug="big").json() == {"status": "updated"}
+    assert member.get(slug="big", version=big + 1).json() == {"status": "up-to-date"}
+    assert member.post(big + 2, "too big", slug="big").status_code == 400
     response = member.post(0, "zero")
     assert response.status_code == 400
     assert "version must be at least 1" in error_message(response)
@@ -275,35 +279,8 @@ async def test_racing_writers_get_unique_consecutive_versions(
     """N clients race on one document, each reading then writing version + 1 repeatedly:
     the accepted versions are unique and consecutive, and the last acknowledged write is
     what the server keeps (no acknowledged write is lost)."""
-    writers, attempts = 12, 15
-    accepted: list[tuple[int, str]] = []
-    params = {"id": member.trustchain_id, "path": member.path}
-    headers = bearer(member.token)
-
-    async def writer(number: int, client: httpx2.AsyncClient) -> None:
-        for attempt in range(attempts):
-            current = (await client.get("/atomic/v1/live", params=params, headers=headers)).json()
-            version = current.get("version", 0) + 1
-            payload = f"writer {number} attempt {attempt}"
-            response = await client.post(
-                "/atomic/v1/live",
-                params={**params, "version": version},
-                json={"payload": payload},
-                headers=headers,
-            )
-            assert response.status_code == 200, response.text
-            if response.json()["status"] == "updated":
-                accepted.append((version, payload))
-            else:
-                assert response.json()["version"] >= version - 1
-
-    clients = [httpx2.AsyncClient(base_url=server.url, timeout=30) for _ in range(writers)]
-    try:
-        await asyncio.gather(*(writer(n, c) for n, c in enumerate(clients)))
-    finally:
-        for client in clients:
-            await client.aclose()
-
+    attempts = 15
+    accepted = await race_writers(member, [server.url] * 12, attempts)
     versions = sorted(version for version, _ in accepted)
     assert versions == list(range(1, len(versions) + 1))  # unique and consecutive
     assert len(versions) >= attempts  # the race let writes through

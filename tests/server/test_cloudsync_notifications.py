@@ -18,11 +18,16 @@ async def test_subscribers_get_each_committed_version(server: RunningServer) -> 
     client = server.client()
     writer, stranger = new_member(client), new_member(client)
     assert writer.post(4, "first").json() == {"status": "updated"}
+    assert writer.post(7, "other", slug="other").json() == {"status": "updated"}
+    assert stranger.post(1, "stranger").json() == {"status": "updated"}
     socket = await subscribe(server.ws_url, writer.token)
     other_slug = await subscribe(server.ws_url, writer.token, slug="other")
     elsewhere = await subscribe(server.ws_url, stranger.token)
     try:
-        assert await next_frame(socket) == "4"  # the current version, once, at first
+        # the current version, once, at first (this also shows the subscription is live)
+        assert await next_frame(socket) == "4"
+        assert await next_frame(other_slug) == "7"
+        assert await next_frame(elsewhere) == "1"
         assert writer.post(5, "second").json() == {"status": "updated"}
         assert await next_frame(socket) == "5"
         assert writer.post(5, "refused").json()["status"] == "out-of-sync"  # no notification
@@ -32,10 +37,10 @@ async def test_subscribers_get_each_committed_version(server: RunningServer) -> 
         assert await next_frame(socket) == "0"  # deleted: back to no data
         # the other slug and the other trustchain heard nothing of it: their first frame is
         # the one caused by their own documents' writes
-        assert stranger.post(1, "x").json() == {"status": "updated"}
-        assert await next_frame(elsewhere) == "1"
-        assert writer.post(9, "y", slug="other").json() == {"status": "updated"}
-        assert await next_frame(other_slug) == "9"
+        assert stranger.post(2, "x").json() == {"status": "updated"}
+        assert await next_frame(elsewhere) == "2"
+        assert writer.post(8, "y", slug="other").json() == {"status": "updated"}
+        assert await next_frame(other_slug) == "8"
     finally:
         for each in (socket, other_slug, elsewhere):
             await each.close()

@@ -34,17 +34,19 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .broker import open_broker
+from .broker import Broker, PostgresBroker, open_broker
 from .clock import Clock, system_clock
 from .cloudsync.context import CloudSync
 from .config import ServerConfig
 from .errors import NO_SUCH_ENDPOINT, ApiError, error_body
 from .keyring.context import KeyRing
+from .keyring.qr import QrRelay
+from .keyring.qr_shared import SharedRooms
 from .keys import load_or_create_keys
 from .metrics import Metrics
 from .observability import RequestObserver
 from .routes import routes
-from .storage import open_storage
+from .storage import RelaySeatStore, Storage, open_storage
 from .tokens import TokenService
 
 log = logging.getLogger("ledgersync.server")
@@ -64,6 +66,7 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
             refresh_window=config.refresh_window,
             clock=clock,
         )
+        broker = await open_broker(config.database)
         keyring = KeyRing.build(
             config,
             store=storage.keyring,
@@ -71,8 +74,8 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
             relying_party=keys.relying_party,
             clock=clock,
             metrics=metrics,
+            shared_rooms=shared_rooms(config, broker, storage, clock),
         )
-        broker = await open_broker(config.database)
         cloudsync = CloudSync.build(
             config,
             store=storage.documents,
@@ -139,3 +142,17 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
     app.state.clock = clock
     app.state.metrics = metrics
     return app
+
+
+def shared_rooms(
+    config: ServerConfig, broker: Broker, storage: Storage, clock: Clock
+) -> SharedRooms | None:
+    """QR rooms span processes when they share a PostgreSQL database (else: in memory)."""
+    if not isinstance(broker, PostgresBroker):
+        return None
+    return SharedRooms(
+        broker=broker,
+        seats=RelaySeatStore(storage.database, max_seats=QrRelay.MAX_PEERS),
+        clock=clock,
+        idle_timeout=config.qr_idle_timeout,
+    )

@@ -10,6 +10,7 @@ from ..config import ServerConfig
 from ..metrics import Metrics
 from ..storage import DocumentStore
 from ..tokens import TokenService
+from .access import VerifiedTokens
 from .notifications import NotificationHub
 
 
@@ -17,7 +18,7 @@ from .notifications import NotificationHub
 class CloudSync:
     config: ServerConfig
     store: DocumentStore
-    tokens: TokenService
+    tokens: VerifiedTokens
     clock: Clock
     metrics: Metrics
     hub: NotificationHub
@@ -43,4 +44,4 @@ class CloudSync:
             auth_timeout=config.cloudsync_auth_timeout,
             max_subscribers=config.cloudsync_max_subscribers,
         )
-        return cls(config, store, tokens, clock, metrics, hub)
+        return cls(config, store, VerifiedTokens(tokens, clock), clock, metrics, hub)

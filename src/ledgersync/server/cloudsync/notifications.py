@@ -33,7 +33,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..broker import CLOUDSYNC_CHANNEL, Broker
 from ..clock import Clock
@@ -284,7 +284,7 @@ class NotificationHub:
 
 
 async def _send(websocket: WebSocket, text: str) -> None:
-    with contextlib.suppress(RuntimeError, OSError):  # the socket is going away
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):  # going away
         await websocket.send_text(text)
 
 

@@ -13,6 +13,7 @@ from ..ratelimit import RateLimiter
 from ..storage import KeyRingStore
 from ..tokens import TokenService
 from .qr import QrRelay
+from .qr_shared import SharedRooms
 from .validation import Limits
 
 
@@ -39,6 +40,7 @@ class KeyRing:
         relying_party: KeyPair,
         clock: Clock,
         metrics: Metrics,
+        shared_rooms: SharedRooms | None = None,
     ) -> KeyRing:
         def limiter() -> RateLimiter:
             return RateLimiter(
@@ -65,5 +67,6 @@ class KeyRing:
                 idle_timeout=config.qr_idle_timeout,
                 max_rooms=config.qr_max_rooms,
                 metrics=metrics,
+                shared=shared_rooms,
             ),
         )

@@ -13,7 +13,10 @@ the QR code). The relay only moves frames; the peers encrypt end to end (``ledge
 * a room with no frame for ``qr_idle_timeout`` seconds is closed (1000, ``idle timeout``);
 * when a peer leaves, the remaining one is disconnected (1000, ``peer left``).
 
-Rooms live in this process's memory: all peers of a pairing must reach the same process.
+Rooms live in this process's memory. With several processes on one PostgreSQL database, the
+relay is given :class:`~.qr_shared.SharedRooms`: the two-peer limit is counted across processes
+and frames, departures and activity travel between them through the broker (see
+:mod:`.qr_shared`), so host and candidate may reach different processes.
 """
 
 from __future__ import annotations
@@ -21,11 +24,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..metrics import Metrics
+from .qr_shared import RelayEvent, SharedRooms
 
 HOST_KEY = re.compile(r"[0-9a-f]{66}")
 CLOSE_NORMAL = 1000
@@ -43,6 +50,10 @@ class Room:
     last_activity: float = 0.0
     closed: bool = False
     watchdog: asyncio.Task[None] | None = None
+    #: With shared rooms: each local peer's seat, and the reason the room closed.
+    seats: dict[WebSocket, str] = field(default_factory=dict)
+    close_reason: str = "peer left"
+    last_touch: float = 0.0
 
     def other(self, peer: WebSocket) -> WebSocket | None:
         for candidate in self.peers:
@@ -54,17 +65,28 @@ class Room:
 class QrRelay:
     MAX_PEERS = 2
 
-    def __init__(self, *, idle_timeout: float, max_rooms: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        *,
+        idle_timeout: float,
+        max_rooms: int,
+        metrics: Metrics,
+        shared: SharedRooms | None = None,
+    ) -> None:
         self.idle_timeout = idle_timeout
         self.max_rooms = max_rooms
         self._metrics = metrics
         self._rooms: dict[str, Room] = {}
+        self._shared = shared
+        self._tasks: set[asyncio.Task[Any]] = set()
+        if shared is not None:
+            shared.on_event(self._on_shared_event)
 
     @property
     def room_count(self) -> int:
         return len(self._rooms)
 
-    def join(self, host: str, peer: WebSocket) -> Room:
+    async def join(self, host: str, peer: WebSocket) -> Room:
         if not HOST_KEY.fullmatch(host):
             raise RoomRefused("host must be a 33-byte public key in hex")
         room = self._rooms.get(host)
@@ -76,6 +98,16 @@ class QrRelay:
             self._metrics.qr_rooms.set(len(self._rooms))
         if len(room.peers) >= self.MAX_PEERS:
             raise RoomRefused("this pairing session already has two peers")
+        if self._shared is not None:
+            seat = uuid.uuid4().hex
+            room.peers.append(peer)  # holds the room while the seat is taken
+            if not await self._shared.take_seat(host, seat):
+                room.peers.remove(peer)
+                if not room.peers:  # created for this peer only: drop it
+                    await self.close_room(room, "room full")
+                raise RoomRefused("this pairing session already has two peers")
+            room.seats[peer] = seat
+            return room
         room.peers.append(peer)
         return room
 
@@ -88,6 +120,12 @@ class QrRelay:
             room.last_activity = _now()
             other = room.other(peer)
             if other is None:
+                if self._shared is not None and peer in room.seats:  # the partner may be
+                    self._shared.publish_frame(  # in another process
+                        room.host, room.seats[peer], message.get("text"), message.get("bytes")
+                    )
+                    await self._keep_seats(room)
+                    self._metrics.qr_frames.inc()
                 continue
             try:
                 if message.get("text") is not None:
@@ -101,6 +139,10 @@ class QrRelay:
     async def leave(self, room: Room, peer: WebSocket) -> None:
         if peer in room.peers:
             room.peers.remove(peer)
+        seat = room.seats.pop(peer, None)
+        if seat is not None and self._shared is not None:
+            await self._shared.release_seat(seat)
+            self._shared.publish_left(room.host, seat, room.close_reason)
         if not room.closed:
             await self.close_room(room, "peer left")
 
@@ -113,6 +155,8 @@ class QrRelay:
             await asyncio.sleep(remaining)
 
     async def close_room(self, room: Room, reason: str) -> None:
+        if not room.closed:
+            room.close_reason = reason
         room.closed = True
         if room.watchdog is not None and room.watchdog is not asyncio.current_task():
             room.watchdog.cancel()
@@ -125,12 +169,42 @@ class QrRelay:
     async def close_all(self) -> None:
         for room in list(self._rooms.values()):
             await self.close_room(room, "server shutting down")
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- rooms shared with other processes (qr_shared.py) -------------------------------------
+
+    async def _keep_seats(self, room: Room) -> None:
+        """Refresh the room's seats now and then while frames flow (stale seats expire)."""
+        assert self._shared is not None
+        if _now() - room.last_touch >= self.idle_timeout / 4:
+            room.last_touch = _now()
+            await self._shared.touch(room.host)
+
+    def _on_shared_event(self, event: RelayEvent) -> None:
+        room = self._rooms.get(event.host)
+        if room is None or room.closed or event.sender in room.seats.values():
+            return
+        if event.left is not None:
+            self._spawn(self.close_room(room, event.left))
+            return
+        room.last_activity = _now()
+        for peer in room.peers:
+            if event.text is not None:
+                self._spawn(_send(peer, peer.send_text(event.text)))
+            elif event.data is not None:
+                self._spawn(_send(peer, peer.send_bytes(event.data)))
+
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 async def relay_endpoint(websocket: WebSocket, relay: QrRelay) -> None:
     host = websocket.query_params.get("host", "").lower()
     try:
-        room = relay.join(host, websocket)
+        room = await relay.join(host, websocket)
     except RoomRefused as exc:
         await websocket.close(code=CLOSE_POLICY, reason=str(exc))
         return
@@ -139,6 +213,11 @@ async def relay_endpoint(websocket: WebSocket, relay: QrRelay) -> None:
         await relay.relay(room, websocket)
     finally:
         await relay.leave(room, websocket)
+
+
+async def _send(peer: WebSocket, sending: Coroutine[Any, Any, None]) -> None:
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):  # going away
+        await sending
 
 
 async def _close(peer: WebSocket, code: int, reason: str) -> None:

@@ -59,13 +59,11 @@ def _document(row: Row) -> Document:
     return Document(version=int(row[0]), payload=row[1], updated_at=int(row[2]), info=row[3])
 
 
+_SELECT = f"SELECT {_COLUMNS} FROM documents WHERE slug = $1 AND trustchain_id = $2 AND path = $3"
+
+
 async def _fetch(connection: Connection, key: DocumentKey) -> Document | None:
-    row = await connection.fetchrow(
-        f"SELECT {_COLUMNS} FROM documents WHERE slug = $1 AND trustchain_id = $2 AND path = $3",
-        key.slug,
-        key.trustchain_id,
-        key.path,
-    )
+    row = await connection.fetchrow(_SELECT, key.slug, key.trustchain_id, key.path)
     return None if row is None else _document(row)
 
 
@@ -74,8 +72,8 @@ class DocumentStore:
         self.database = database
 
     async def get(self, key: DocumentKey) -> Document | None:
-        async with self.database.transaction() as connection:
-            return await _fetch(connection, key)
+        row = await self.database.read_row(_SELECT, key.slug, key.trustchain_id, key.path)
+        return None if row is None else _document(row)
 
     async def write(self, key: DocumentKey, document: Document) -> WriteOutcome:
         """Store ``document`` if its version follows the stored one (any version >= 1 on an
@@ -93,7 +91,9 @@ class DocumentStore:
             for _ in range(3):
                 updated = await connection.execute(
                     "UPDATE documents SET version = $4, payload = $5, updated_at = $6, info = $7"
-                    " WHERE slug = $1 AND trustchain_id = $2 AND path = $3 AND version = $4 - 1",
+                    " WHERE slug = $1 AND trustchain_id = $2 AND path = $3"
+                    " AND version = CAST($4 AS BIGINT) - 1",  # the cast: PostgreSQL would infer
+                    # a 4-byte integer from "$4 - 1", and versions go up to 2^53 - 1
                     *args,
                 )
                 if updated:

@@ -50,6 +50,12 @@ class Database(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Connection]: ...
 
+    async def read_row(self, sql: str, *args: Any) -> Row | None:
+        """One read-only statement outside any transaction block: it sees committed data only
+        and waits for no writer (SQLite: a separate reader connection, WAL; PostgreSQL: one
+        pooled round trip). For hot single-row reads."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -106,10 +112,18 @@ class SQLiteDatabase:
     dialect: ClassVar[str] = "sqlite"
     types: ClassVar[dict[str, str]] = {"blob": "BLOB"}
 
-    def __init__(self, connection: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        executor: ThreadPoolExecutor,
+        reader: sqlite3.Connection | None = None,
+        reader_executor: ThreadPoolExecutor | None = None,
+    ) -> None:
         self._connection = connection
         self._executor = executor
         self._lock = asyncio.Lock()
+        self._reader = reader
+        self._reader_executor = reader_executor
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteDatabase:
@@ -125,7 +139,27 @@ class SQLiteDatabase:
             return connection
 
         connection = await asyncio.get_running_loop().run_in_executor(executor, setup)
-        return cls(connection, executor)
+        reader_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
+
+        def setup_reader() -> sqlite3.Connection:
+            reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            reader.execute("PRAGMA busy_timeout = 10000")
+            reader.execute("PRAGMA query_only = ON")
+            return reader
+
+        loop = asyncio.get_running_loop()
+        reader = await loop.run_in_executor(reader_executor, setup_reader)
+        return cls(connection, executor, reader, reader_executor)
+
+    async def read_row(self, sql: str, *args: Any) -> Row | None:
+        assert self._reader is not None and self._reader_executor is not None
+        reader = self._reader
+
+        def run() -> Row | None:
+            row: Row | None = reader.execute(_sqlite_sql(sql), _sqlite_args(args)).fetchone()
+            return row
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader_executor, run)
 
     async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(
@@ -147,6 +181,10 @@ class SQLiteDatabase:
         async with self._lock:
             await self.run(lambda connection: connection.close())
         self._executor.shutdown(wait=True)
+        if self._reader is not None and self._reader_executor is not None:
+            reader = self._reader
+            await asyncio.get_running_loop().run_in_executor(self._reader_executor, reader.close)
+            self._reader_executor.shutdown(wait=True)
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------
@@ -192,6 +230,10 @@ class PostgresDatabase:
     async def transaction(self) -> AsyncIterator[Connection]:
         async with self._pool.acquire() as connection, connection.transaction():
             yield _PostgresConnection(connection)
+
+    async def read_row(self, sql: str, *args: Any) -> Row | None:
+        row: Row | None = await self._pool.fetchrow(sql, *args)
+        return row
 
     async def close(self) -> None:
         await self._pool.close()
