@@ -370,3 +370,27 @@ def test_legacy_import_qr_detection_agrees(js_offline: JsInstance) -> None:
     other = base64.b64encode(os.urandom(124)).decode()
     for text in (legacy, other, "not base64 at all", legacy[:40]):
         assert js_offline.call("protocol.isOldBase64Import", text=text) == qr.is_legacy_import(text)
+
+
+def test_reading_a_key_from_an_ancestor_stream_differs_and_no_flow_does_it(
+    js_offline: JsInstance,
+) -> None:
+    """Pinned difference: Ledger's SoftwareDevice.readKey, for a path whose key it finds only
+    on an ancestor stream, derives the missing levels by position (non-hardened 1, 2 from the
+    root) where we derive the path's own indices. Members always find their key on the
+    application stream itself, where both agree (the tests above), so no flow reads this way."""
+    device = KeyPair.generate()
+    built = js_tree(js_offline, device, [])
+    path = "m/0'/16'/5'"
+    seen = js_offline.call(
+        "protocol.resolveTrustchain",
+        streams=built["streams"],
+        readers=[device.private_key.hex()],
+        path=path,
+    )
+    tree = resolve_tree(streams_of(built))
+    root = read_key(tree, device.private_key, parse_path("m/")).xpriv
+    theirs = seen["keys"][device.public_key.hex()]["xpriv"]
+    assert theirs == crypto.derive_path(root, [1, 2]).hex()
+    ours = read_key(tree, device.private_key, parse_path(path)).xpriv
+    assert ours == crypto.derive_path(root, parse_path(path))
