@@ -290,5 +290,5 @@ async def _send(websocket: WebSocket, text: str) -> None:
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     reason = reason.encode()[:120].decode(errors="ignore")  # close reasons: 123 bytes at most
-    with contextlib.suppress(RuntimeError, OSError):
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
         await websocket.close(code=code, reason=reason)

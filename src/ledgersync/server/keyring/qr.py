@@ -132,7 +132,7 @@ class QrRelay:
                     await other.send_text(message["text"])
                 elif message.get("bytes") is not None:
                     await other.send_bytes(message["bytes"])
-            except (RuntimeError, OSError):
+            except (RuntimeError, OSError, WebSocketDisconnect):
                 continue  # the other peer is going away; its own task cleans up
             self._metrics.qr_frames.inc()
 
@@ -221,7 +221,7 @@ async def _send(peer: WebSocket, sending: Coroutine[Any, Any, None]) -> None:
 
 
 async def _close(peer: WebSocket, code: int, reason: str) -> None:
-    with contextlib.suppress(RuntimeError, OSError):  # already closed or gone
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):  # gone
         await peer.close(code=code, reason=reason)
 
 
