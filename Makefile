@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench bench-cloudsync clean
+.PHONY: serve test lint bench bench-cloudsync clean interop-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy --strict src/ledgersync/protocol src/ledgersync/device src/ledgersync/server src/ledgersync/sdk
 
-test: lint
+# Ledger's JavaScript packages for tests/interop (instant once installed; needs node and npm).
+interop-deps:
+	bash tests/interop/install.sh
+
+test: lint interop-deps
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
@@ -35,3 +39,4 @@ bench-cloudsync: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf tests/interop/node_modules tests/interop/.cache
