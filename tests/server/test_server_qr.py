@@ -61,11 +61,14 @@ def test_frames_go_verbatim_to_the_other_peer_only(server: RunningServer) -> Non
         assert first.recv(timeout=WAIT) == "last"
 
 
-def test_a_frame_sent_alone_is_dropped(server: RunningServer) -> None:
+def test_frames_sent_alone_are_held_for_the_next_peer(server: RunningServer) -> None:
     host = host_key()
     with peer(server, host) as first:
-        first.send("nobody hears this")
+        first.send("one")
+        first.send("two")
         with peer(server, host) as second:
+            assert second.recv(timeout=WAIT) == "one"
+            assert second.recv(timeout=WAIT) == "two"
             second.send("ping")
             assert first.recv(timeout=WAIT) == "ping"
             first.send("pong")

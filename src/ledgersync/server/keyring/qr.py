@@ -7,7 +7,10 @@ the QR code). The relay only moves frames; the peers encrypt end to end (``ledge
 * one room per ``host``, at most two peers; a third connection is refused (HTTP 403 on the
   handshake), as is a ``host`` that is not 33 bytes of hex or a room beyond ``qr_max_rooms``;
 * every frame (text or binary) goes verbatim to the *other* peer only, never back to its
-  sender; a frame sent while alone in the room is dropped;
+  sender; frames sent while alone in the room are held (at most ``MAX_HELD_FRAMES`` frames and
+  ``MAX_HELD_BYTES`` bytes, the rest is dropped) and delivered, in order, to the peer that
+  joins next. Ledger Live's host shows its QR code before its socket is open, so a quick
+  candidate's first frame may arrive before the host is in the room;
 * frames larger than ``ws_max_frame_bytes`` close the connection (1009, enforced by the
   websocket transport, see :mod:`ledgersync.server.run`);
 * a room with no frame for ``qr_idle_timeout`` seconds is closed (1000, ``idle timeout``);
@@ -16,7 +19,9 @@ the QR code). The relay only moves frames; the peers encrypt end to end (``ledge
 Rooms live in this process's memory. With several processes on one PostgreSQL database, the
 relay is given :class:`~.qr_shared.SharedRooms`: the two-peer limit is counted across processes
 and frames, departures and activity travel between them through the broker (see
-:mod:`.qr_shared`), so host and candidate may reach different processes.
+:mod:`.qr_shared`), so host and candidate may reach different processes. Frames are held only
+in the process that received them: a partner joining through another process later does not
+get them.
 """
 
 from __future__ import annotations
@@ -39,6 +44,22 @@ CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 
 
+#: Bounds on the frames held for a peer that has not joined yet.
+MAX_HELD_FRAMES = 16
+MAX_HELD_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class HeldFrame:
+    sender: WebSocket | None  # None: a frame from a peer in another process
+    text: str | None
+    data: bytes | None
+
+    @property
+    def size(self) -> int:
+        return len(self.text.encode()) if self.text is not None else len(self.data or b"")
+
+
 class RoomRefused(Exception):
     """The connection cannot join; the message says why (sent as the close reason)."""
 
@@ -54,12 +75,20 @@ class Room:
     seats: dict[WebSocket, str] = field(default_factory=dict)
     close_reason: str = "peer left"
     last_touch: float = 0.0
+    #: Peers whose socket is accepted and that were given the frames held for them.
+    ready: list[WebSocket] = field(default_factory=list)
+    held: list[HeldFrame] = field(default_factory=list)
 
     def other(self, peer: WebSocket) -> WebSocket | None:
-        for candidate in self.peers:
+        for candidate in self.ready:
             if candidate is not peer:
                 return candidate
         return None
+
+    def hold(self, frame: HeldFrame) -> None:
+        held_bytes = sum(held.size for held in self.held)
+        if len(self.held) < MAX_HELD_FRAMES and held_bytes + frame.size <= MAX_HELD_BYTES:
+            self.held.append(frame)
 
 
 class QrRelay:
@@ -112,7 +141,9 @@ class QrRelay:
         return room
 
     async def relay(self, room: Room, peer: WebSocket) -> None:
-        """Forward ``peer``'s frames until it leaves or the room is closed."""
+        """Give ``peer`` the frames held for it, then forward its frames until it leaves or
+        the room is closed."""
+        await self._release_held(room, peer)
         while not room.closed:
             message = await peer.receive()
             if message["type"] == "websocket.disconnect":
@@ -126,6 +157,7 @@ class QrRelay:
                     )
                     await self._keep_seats(room)
                     self._metrics.qr_frames.inc()
+                room.hold(HeldFrame(peer, message.get("text"), message.get("bytes")))
                 continue
             try:
                 if message.get("text") is not None:
@@ -136,9 +168,26 @@ class QrRelay:
                 continue  # the other peer is going away; its own task cleans up
             self._metrics.qr_frames.inc()
 
+    async def _release_held(self, room: Room, peer: WebSocket) -> None:
+        # Until it is ready, frames for ``peer`` keep being held, so they arrive in order.
+        while not room.closed:
+            frames = [frame for frame in room.held if frame.sender is not peer]
+            if not frames:
+                room.ready.append(peer)
+                return
+            room.held = [frame for frame in room.held if frame.sender is peer]
+            for frame in frames:
+                if frame.text is not None:
+                    await _send(peer, peer.send_text(frame.text))
+                elif frame.data is not None:
+                    await _send(peer, peer.send_bytes(frame.data))
+                self._metrics.qr_frames.inc()
+
     async def leave(self, room: Room, peer: WebSocket) -> None:
         if peer in room.peers:
             room.peers.remove(peer)
+        if peer in room.ready:
+            room.ready.remove(peer)
         seat = room.seats.pop(peer, None)
         if seat is not None and self._shared is not None:
             await self._shared.release_seat(seat)
@@ -189,7 +238,9 @@ class QrRelay:
             self._spawn(self.close_room(room, event.left))
             return
         room.last_activity = _now()
-        for peer in room.peers:
+        if not room.ready:
+            room.hold(HeldFrame(None, event.text, event.data))
+        for peer in room.ready:
             if event.text is not None:
                 self._spawn(_send(peer, peer.send_text(event.text)))
             elif event.data is not None:
