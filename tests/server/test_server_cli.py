@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,41 @@ def test_bad_configuration_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["serve"], env={"LEDGERSYNC_PORT": "eighty"})
     assert result.exit_code == 2
     assert "LEDGERSYNC_PORT" in result.output
+
+
+def test_an_unknown_database_scheme_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["serve", "--database", "mysql://db/sync"])
+    assert result.exit_code == 2
+    assert "database URL must start with sqlite:/// or postgresql://" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_unreachable_database_is_one_clear_sentence(tmp_path: Path) -> None:
+    # Nothing listens on the port of a socket we hold open without listening.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        result = CliRunner().invoke(
+            main,
+            ["serve", "--database", f"postgresql://nobody@127.0.0.1:{port}/sync"],
+            env={"LEDGERSYNC_KEY_FILE": str(tmp_path / "key.json")},
+        )
+    assert result.exit_code == 1
+    assert "cannot start:" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_unwritable_key_file_is_one_clear_sentence(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(
+        main,
+        ["serve", "--database", f"sqlite:///{tmp_path / 'db.sqlite'}"],
+        env={"LEDGERSYNC_KEY_FILE": str(blocker / "key.json")},  # a file used as a directory
+    )
+    assert result.exit_code == 1
+    assert "cannot start:" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_serve_starts_on_a_sqlite_file_with_a_private_key_file(tmp_path: Path) -> None:

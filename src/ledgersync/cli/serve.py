@@ -23,6 +23,7 @@ def serve(host: str | None, port: int | None, database: str | None, public_url: 
     """Serve the Key Ring API and the Cloud Sync API (other settings: LEDGERSYNC_* variables)."""
     from ledgersync.server import ServerConfig, run
     from ledgersync.server.config import ConfigError
+    from ledgersync.server.run import StartupError
 
     try:
         config = ServerConfig.from_env(
@@ -30,4 +31,7 @@ def serve(host: str | None, port: int | None, database: str | None, public_url: 
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
-    run(config)
+    try:
+        run(config)
+    except StartupError as exc:
+        raise click.ClickException(f"cannot start: {exc}") from exc

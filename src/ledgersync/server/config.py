@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .storage.database import DatabaseUrlError, check_database_url
+
 ENV_PREFIX = "LEDGERSYNC_"
 
 #: The Ledger Sync app's attestation keys (app-ledger-sync ``src/crypto_data.h``): PROD signs
@@ -107,6 +109,10 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be positive")
         if not 0 <= self.port < 65536:
             raise ConfigError("port must be between 0 (any free port) and 65535")
+        try:
+            check_database_url(self.database)
+        except DatabaseUrlError as exc:
+            raise ConfigError(str(exc)) from exc
         self.public_host  # noqa: B018 - validates public_url
         if not self.trusted_attestation_keys:
             raise ConfigError("attestation_keys is empty: no device could log in")

@@ -4,6 +4,7 @@ no access log (it would log client addresses), proxy headers only from configure
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import uvicorn
@@ -11,7 +12,9 @@ from starlette.types import ASGIApp
 
 from .app import create_app
 from .config import ServerConfig
+from .keys import load_or_create_keys
 from .logs import configure_logging
+from .storage import open_storage
 
 
 def uvicorn_config(config: ServerConfig, app: ASGIApp) -> uvicorn.Config:
@@ -30,9 +33,28 @@ def uvicorn_config(config: ServerConfig, app: ASGIApp) -> uvicorn.Config:
     )
 
 
+class StartupError(Exception):
+    """The server cannot start (database unreachable, key file unreadable…); says why."""
+
+
+async def _preflight(config: ServerConfig) -> None:
+    load_or_create_keys(config.key_file)
+    storage = await open_storage(config.database)
+    await storage.close()
+
+
 def run(config: ServerConfig) -> None:
-    """Serve until interrupted (Ctrl-C is a normal way to stop: no traceback, exit status 0)."""
+    """Serve until interrupted (Ctrl-C is a normal way to stop: no traceback, exit status 0).
+
+    The key file and the database are opened once before uvicorn starts, so that a
+    deployment mistake is reported in one sentence (:class:`StartupError`), not as the
+    traceback uvicorn prints for a failed application startup.
+    """
     configure_logging(config.log_level)
+    try:
+        asyncio.run(_preflight(config))
+    except Exception as exc:  # any cause: the message is what the operator needs
+        raise StartupError(f"{type(exc).__name__}: {exc}") from exc
     server = uvicorn.Server(uvicorn_config(config, create_app(config)))
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT after shutdown
         server.run()

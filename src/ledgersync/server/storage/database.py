@@ -63,15 +63,25 @@ class DatabaseUrlError(ValueError):
     pass
 
 
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+
+
+def check_database_url(url: str) -> None:
+    """Raise :class:`DatabaseUrlError` unless ``url`` names a database this server can open."""
+    if not url.startswith((SQLITE_PREFIX, *POSTGRES_PREFIXES)):
+        raise DatabaseUrlError(
+            "database URL must start with sqlite:/// or postgresql:// "
+            f"(got {url.split(':', 1)[0]!r})"
+        )
+
+
 async def connect(url: str) -> Database:
     """Open the database named by ``url`` (see :class:`~ledgersync.server.config.ServerConfig`)."""
-    if url.startswith("sqlite:///"):
-        return await SQLiteDatabase.open(Path(url.removeprefix("sqlite:///")))
-    if url.startswith(("postgresql://", "postgres://")):
-        return await PostgresDatabase.open(url)
-    raise DatabaseUrlError(
-        f"database URL must start with sqlite:/// or postgresql:// (got {url.split(':', 1)[0]!r})"
-    )
+    check_database_url(url)
+    if url.startswith(SQLITE_PREFIX):
+        return await SQLiteDatabase.open(Path(url.removeprefix(SQLITE_PREFIX)))
+    return await PostgresDatabase.open(url)
 
 
 # --- SQLite ------------------------------------------------------------------------------------
