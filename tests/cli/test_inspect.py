@@ -119,3 +119,29 @@ def test_unreadable_input(text):
 def test_missing_file(tmp_path):
     result = run(str(tmp_path / "absent.json"))
     assert result.exit_code == 2
+
+
+def _violation(streams):
+    result = run("-", "--json", input=json.dumps([s.hex() for s in streams]))
+    assert result.exit_code == 1, result.output
+    return json.loads(result.output)["violation"]
+
+
+def test_tree_rules_between_streams():
+    from ledgersync.protocol import KeyPair, application_path, builders
+
+    device, intruder = KeyPair.generate(), KeyPair.generate()
+    seed, root_xpriv = builders.seed_block(device)
+    app, _ = builders.derive_block(device, root_xpriv, application_path(16, 0), seed.hash())
+    assert run("-", input=json.dumps([seed.encode().hex(), app.encode().hex()])).exit_code == 0
+    other_seed, _ = builders.seed_block(device)
+    assert _violation([seed.encode(), other_seed.encode()])["rule"] == "duplicate-stream"
+    assert _violation([seed.encode(), app.encode(), app.encode()]) == {
+        "stream": "m/0'/16'/0'",
+        "block": 0,
+        "rule": "duplicate-stream",
+        "message": "two streams at m/0'/16'/0'",
+    }
+    stolen, _ = builders.derive_block(intruder, root_xpriv, application_path(16, 1), seed.hash())
+    violation = _violation([seed.encode(), stolen.encode()])
+    assert violation["rule"] == "derive-issuer" and violation["stream"] == "m/0'/16'/1'"

@@ -23,10 +23,10 @@ from .commands import (
     UnknownCommand,
     command_name,
 )
-from .errors import DecodeError, ProtocolError, ResolutionError
-from .paths import format_path
+from .errors import DecodeError, ResolutionError
+from .paths import Path, format_path
 from .resolver import ResolvedStream, resolve_stream
-from .tree import resolve_tree, trustchain_id_from_hash
+from .tree import check_derived_link, duplicate_root_error, trustchain_id_from_hash
 
 #: The largest input accepted (hex text); a real trustchain is a few kilobytes.
 MAX_INPUT_LENGTH = 16 * 1024 * 1024
@@ -63,13 +63,18 @@ class StreamReport:
     def path(self) -> str | None:
         if self.resolved is not None:
             return self.resolved.path_text
-        if self.blocks:
-            first = self.blocks[0].block.commands[0]
-            if isinstance(first, Seed):
-                return "m/"
-            if isinstance(first, Derive):
-                return format_path(first.path)
-        return None
+        return _declared_path(self.blocks)
+
+
+def _declared_path(blocks: tuple[EncodedBlock, ...]) -> str | None:
+    """The path a stream's first command claims: ``m/`` for a Seed, the Derive's path."""
+    if blocks:
+        first = blocks[0].block.commands[0]
+        if isinstance(first, Seed):
+            return "m/"
+        if isinstance(first, Derive):
+            return format_path(first.path)
+    return None
 
 
 @dataclass(frozen=True)
@@ -143,11 +148,7 @@ def inspect_streams(streams: list[tuple[str | None, bytes]]) -> Inspection:
             try:
                 resolved = resolve_stream(blocks, first_parent=first_parent)
             except ResolutionError as exc:
-                where = (
-                    format_path(first.path)
-                    if isinstance(first, Derive)
-                    else ("m/" if isinstance(first, Seed) else label)
-                )
+                where = _declared_path(blocks) or label
                 violation = Violation(where, exc.height, exc.rule, exc.detail)
         reports.append(StreamReport(label, blocks, resolved, violation))
     reports.sort(key=_order)
@@ -155,13 +156,23 @@ def inspect_streams(streams: list[tuple[str | None, bytes]]) -> Inspection:
     first_violation = next((r.violation for r in reports if r.violation), None)
     if first_violation is None and roots:
         try:
-            resolve_tree([data for _, data in streams])
+            _check_links(reports, len(roots))
         except ResolutionError as exc:
             first_violation = Violation(exc.path, exc.height, exc.rule, exc.detail)
-        except ProtocolError as exc:  # pragma: no cover - the streams decoded above
-            first_violation = Violation(None, None, "decode", str(exc))
     trustchain_id = trustchain_id_from_hash(seed_hash) if seed_hash else None
     return Inspection(tuple(reports), trustchain_id, first_violation)
+
+
+def _check_links(reports: list[StreamReport], root_count: int) -> None:
+    """The tree's rules between streams that each resolved on their own (in path order)."""
+    if root_count > 1:
+        raise duplicate_root_error()
+    resolved = [report.resolved for report in reports if report.resolved is not None]
+    root, derived = resolved[0], resolved[1:]
+    seen: dict[Path, ResolvedStream] = {}
+    for stream in derived:
+        check_derived_link(root, stream.path, stream.creator, seen)
+        seen[stream.path] = stream
 
 
 def _order(report: StreamReport) -> tuple[int, str]:

@@ -99,7 +99,7 @@ def resolve_tree(
         first = blocks[0].block.commands[0]
         if isinstance(first, Seed):
             if root_blocks is not None:
-                raise ResolutionError(0, "duplicate-stream", "two root streams in one tree")
+                raise duplicate_root_error()
             root_blocks = blocks
         elif isinstance(first, Derive):
             derived_blocks.append((first.path, blocks))
@@ -114,19 +114,33 @@ def resolve_tree(
     seed_hash = root.block_hashes[0]
     derived: dict[Path, ResolvedStream] = {}
     for path, blocks in derived_blocks:
-        where = format_path(path)
-        if path in derived:
-            raise ResolutionError(0, "duplicate-stream", f"two streams at {where}", where)
-        issuer = root.member(blocks[0].block.issuer)
-        if issuer is None or issuer.permissions != permissions.OWNER:
-            raise ResolutionError(
-                0, "derive-issuer", "Derive is not issued by an owner of the root stream", where
-            )
+        check_derived_link(root, path, blocks[0].block.issuer, derived)
         try:
             derived[path] = resolve_stream(blocks, rules=rules, first_parent=seed_hash)
         except ResolutionError as exc:
-            raise exc.with_path(where) from exc
+            raise exc.with_path(format_path(path)) from exc
     return StreamTree(root, derived)
+
+
+def duplicate_root_error() -> ResolutionError:
+    return ResolutionError(0, "duplicate-stream", "two root streams in one tree")
+
+
+def check_derived_link(
+    root: ResolvedStream, path: Path, issuer: bytes, derived: Mapping[Path, ResolvedStream]
+) -> None:
+    """The tree's own rules for a derived stream at ``path`` whose first block ``issuer``
+    signed: no other stream at ``path`` in ``derived``, and an issuer who owns the root.
+    (That its first block links to the root Seed block is checked by resolving it with
+    ``first_parent``.)"""
+    where = format_path(path)
+    if path in derived:
+        raise ResolutionError(0, "duplicate-stream", f"two streams at {where}", where)
+    member = root.member(issuer)
+    if member is None or member.permissions != permissions.OWNER:
+        raise ResolutionError(
+            0, "derive-issuer", "Derive is not issued by an owner of the root stream", where
+        )
 
 
 def read_key(tree: StreamTree, member_secret: bytes, path: Path) -> StreamKey:
