@@ -83,7 +83,7 @@ class LocalState:
         if isinstance(event, NewData):
             self.data, self.version = event.data, event.version
         elif isinstance(event, PushedData):
-            self.version = event.version
+            self.data, self.version = event.data, event.version
         else:
             self.data, self.version = None, 0
 
@@ -130,7 +130,7 @@ async def test_push_then_pull(synced: list[Instance]) -> None:
     assert (await mac_cloud.pull(mac.tc, mac.credentials)).status is Status.NO_DATA
     pushed = await linux_cloud.push(linux.tc, linux.credentials, ACCOUNTS)
     assert (pushed.status, pushed.version) == (Status.UPDATED, 1)
-    assert linux_state.events == [PushedData(1)]
+    assert linux_state.events == [PushedData(1, ACCOUNTS)]
     jwt = await mac.sdk.get_jwt(mac.tc, mac.credentials)
     raw = await mac_cloud.api.fetch(jwt, mac.tc.root_id, mac.tc.application_path, None)
     assert raw.document is not None
@@ -167,9 +167,14 @@ async def test_lost_race_with_merge_retries(synced: list[Instance]) -> None:
     result = await mac_cloud.push(mac.tc, mac.credentials, mine, merge=merge)
     assert (result.status, result.version) == (Status.UPDATED, 2)
     assert seen == [(mine, {"accountNames": {"a": "linux"}})]
-    assert mac_state.events[-1] == PushedData(2)
+    merged = {"accountNames": {"a": "linux", "b": "mac"}}
+    # The caller learns the merged document, not only its version: it is what is stored.
+    assert result.data == merged
+    assert mac_state.events[-1] == PushedData(2, merged)
+    assert (mac_state.version, mac_state.data) == (2, merged)
+    assert (await mac_cloud.pull(mac.tc, mac.credentials)).status is Status.UP_TO_DATE
     pulled = await parts(phone)[0].pull(phone.tc, phone.credentials)
-    assert pulled.data == {"accountNames": {"a": "linux", "b": "mac"}}
+    assert pulled.data == merged
 
 
 async def test_merge_that_keeps_losing(synced: list[Instance]) -> None:
@@ -258,7 +263,7 @@ async def test_rotation_moves_the_data_to_the_new_key(synced: list[Instance]) ->
     linux.sdk.lifecycle = linux_cloud.rotation_lifecycle(lambda: linux_state.data or ACCOUNTS)
     removed = TrustchainMember(mac.credentials.pubkey, mac.name)
     new = await linux.sdk.remove_member(linux.extra["device"], linux.tc, linux.credentials, removed)
-    assert linux_state.events[-1] == PushedData(1)
+    assert linux_state.events[-1] == PushedData(1, ACCOUNTS)
     linux.trustchain = new
 
     # The phone sees the old data gone, restores the trustchain and pulls the re-encrypted copy.

@@ -29,6 +29,7 @@ from .identity import (
     generate_mnemonic,
     normalize_mnemonic,
 )
+from .privatefiles import make_private_directory, write_private_file
 
 HOME_ENV = "LEDGERSYNC_HOME"
 PROFILE_FORMAT = 1
@@ -144,20 +145,9 @@ class ProfileStore:
         return profile
 
     def _write(self, path: Path, profile: DeviceProfile) -> None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(descriptor, 0o600)  # whatever the umask
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(profile.to_json(), handle, indent=2)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        finally:
-            if temporary.exists():
-                temporary.unlink()
+        make_private_directory(self.directory)
+        text = json.dumps(profile.to_json(), indent=2) + "\n"
+        write_private_file(path, text.encode("utf-8"))
 
     def load(self, name: str) -> DeviceProfile:
         path = self.path_for(name)

@@ -13,7 +13,8 @@ Version rules:
 * ``push`` writes ``local version + 1``. If another instance won the race the server answers
   ``out-of-sync`` with its document: it is adopted (``save_new_update`` gets it), and, when the
   caller gave a ``merge`` function, the merged document is pushed again at ``server version + 1``
-  (up to ``max_attempts`` times).
+  (up to ``max_attempts`` times). ``PushedData`` and the ``PushResult`` carry the document
+  actually stored (the merged one), which is what the caller must keep.
 
 Every change of local state goes through ``save_new_update(event)``, the caller's single place
 to apply data and store the version atomically. Push, pull and destroy never overlap on one
@@ -51,9 +52,11 @@ class NewData:
 
 @dataclass(frozen=True, slots=True)
 class PushedData:
-    """Our push was accepted at this version."""
+    """Our push was accepted at this version; ``data`` is the document now stored there (the
+    merged one when a merge ran), which the caller must keep as its state."""
 
     version: int
+    data: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,8 @@ class PushResult:
     version: int
     #: The server's document, when ``out-of-sync``.
     remote: Any = None
+    #: When ``updated``: the document stored at ``version`` (after a merge: the merged one).
+    data: Any = None
 
 
 class CloudSyncSDK:
@@ -186,8 +191,8 @@ class CloudSyncSDK:
                 payload = self.encode(trustchain, data)
                 answer = await self._upload(trustchain, credentials, version, payload)
                 if answer.status is Status.UPDATED:
-                    await self.save_new_update(PushedData(version))
-                    return PushResult(Status.UPDATED, version)
+                    await self.save_new_update(PushedData(version, data))
+                    return PushResult(Status.UPDATED, version, data=data)
                 document = _document(answer.document)
                 remote = await self._adopt(trustchain, document)
                 if merge is None:
@@ -298,7 +303,7 @@ class CloudSyncLifecycle:
                 new_jwt, new.root_id, new.application_path, 1, payload
             )
             if answer.status is Status.UPDATED:
-                await self.cloud.save_new_update(PushedData(1))
+                await self.cloud.save_new_update(PushedData(1, data))
             else:
                 await self.cloud._adopt(new, _document(answer.document))
 
