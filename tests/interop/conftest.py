@@ -84,18 +84,32 @@ def device_key(phrase: str) -> str:
 def js_for(
     make_js: Callable[[str], JsInstance], server: Server, attestation_keys: dict[str, Any]
 ) -> Callable[..., JsInstance]:
-    """``js_for(name, device_key)``: a configured JS instance with fresh member credentials."""
+    """``js_for(name, device_key)``: a configured JS instance with fresh member credentials.
 
-    def make(name: str, device: str, *, url: str | None = None, cloud: bool = False) -> JsInstance:
+    ``cloud=True``: with Cloud Sync (any JSON document); ``wallet=True`` or wallet options
+    (``{"accountNamesUpdate": "replace"}``): a Ledger Live-like wallet (harness/walletsync.cjs),
+    whose Cloud Sync document is checked against Ledger's wallet-sync schema.
+    """
+
+    def make(
+        name: str,
+        device: str,
+        *,
+        url: str | None = None,
+        cloud: bool = False,
+        wallet: bool | dict[str, Any] = False,
+    ) -> JsInstance:
         instance = make_js(name)
         base = url or server.url
+        options: dict[str, Any] = {"wallet": wallet} if wallet else {}
         instance.call(
             "configure",
             trustchainApiBaseUrl=base,
-            cloudSyncApiBaseUrl=base if cloud else None,
+            cloudSyncApiBaseUrl=base if cloud or wallet else None,
             name=name,
             devicePrivateKey=device,
             attestationPrivateKey=attestation_keys["test_private_key"],
+            **options,
         )
         instance.call("initMemberCredentials")
         return instance

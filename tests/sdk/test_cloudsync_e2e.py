@@ -80,9 +80,7 @@ class LocalState:
         self.entered.set()
         if self.gate is not None:
             await self.gate.wait()
-        if isinstance(event, NewData):
-            self.data, self.version = event.data, event.version
-        elif isinstance(event, PushedData):
+        if isinstance(event, NewData | PushedData):
             self.data, self.version = event.data, event.version
         else:
             self.data, self.version = None, 0

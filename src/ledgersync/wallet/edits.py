@@ -87,16 +87,14 @@ def rename_account(document: Document, account_id: str, name: str) -> Document:
 
 
 def remove_account(document: Document, account_id: str) -> Document:
+    """Remove the account. Its custom name stays in ``accountNames``, as Ledger Live does:
+    Ledger Live never deletes a name, and merges the names it receives into its own, so a
+    peer running it would push a deleted name straight back."""
     accounts = _editable(document, ACCOUNTS.key) or []
-    names = _editable(document, ACCOUNT_NAMES.key)
     kept = [account for account in accounts if account["id"] != account_id]
     if len(kept) == len(accounts):
         raise InvalidEdit(f"no account {account_id!r} (see the accounts list)")
-    result = _with(document, accounts=kept)
-    if names is not None and account_id in names:
-        del names[account_id]
-        result = _with(result, accountNames=names)
-    return result
+    return _with(document, accounts=kept)
 
 
 def add_recent_address(

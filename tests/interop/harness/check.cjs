@@ -6,3 +6,8 @@ for (const [name, value] of Object.entries(modules)) {
     throw new Error(`tests/interop: ${name} did not load`);
   }
 }
+// Ledger's wallet-sync code, behind the harness's stand-in for liveqr/cross.
+const walletsync = require("./walletsync.cjs");
+if (typeof walletsync.root.diffLocalToDistant !== "function") {
+  throw new Error("tests/interop: live-wallet's walletsync root did not load");
+}

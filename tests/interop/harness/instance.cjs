@@ -23,6 +23,13 @@ const { hw, SDK, HWDeviceProvider, CloudSyncSDK, trustchainLifecycle, liveSlug, 
 
 const { crypto } = hw;
 
+// Ledger's wallet-sync code and the wallet around it, loaded when first used (see walletsync.cjs).
+let walletsyncModule = null;
+function walletsync() {
+  if (!walletsyncModule) walletsyncModule = require("./walletsync.cjs");
+  return walletsyncModule;
+}
+
 function emit(message) {
   process.stdout.write(JSON.stringify(message) + "\n");
 }
@@ -41,6 +48,11 @@ function serializeError(error) {
 
 const OWNER = 0xffffffff;
 
+function walletOf(instance) {
+  if (!instance.wallet) throw new Error("no wallet: configure with wallet: true");
+  return instance.wallet;
+}
+
 class Instance {
   constructor() {
     this.config = null;
@@ -48,6 +60,8 @@ class Instance {
     this.trustchain = null;
     // Ledger Live's wallet-sync state: the last known distant document and its version.
     this.ws = { data: null, version: 0 };
+    // A Ledger Live-like wallet (walletsync.cjs) when configured with `wallet`.
+    this.wallet = null;
     this.pendingDigits = null;
     this.subscriptions = new Map();
     this.nextSubscription = 1;
@@ -62,6 +76,7 @@ class Instance {
     applicationId = 16,
     lifecycle = true,
     apdu = false,
+    wallet = null,
   }) {
     this.config = { trustchainApiBaseUrl, cloudSyncApiBaseUrl, name, applicationId };
     // Either Ledger's SoftwareDevice behind our provider, or Ledger's own HWDeviceProvider
@@ -84,7 +99,24 @@ class Instance {
       this.provider,
       hooks,
     );
-    if (cloudSyncApiBaseUrl) {
+    if (wallet && !cloudSyncApiBaseUrl) throw new Error("a wallet needs cloudSyncApiBaseUrl");
+    if (cloudSyncApiBaseUrl && wallet) {
+      // A Ledger Live-like wallet (walletsync.cjs): Ledger Live's CloudSyncSDK, with the
+      // wallet-sync root schema and Ledger's makeSaveNewUpdate merging into the local state.
+      const { Wallet, root } = walletsync();
+      this.wallet = new Wallet(this, wallet === true ? {} : wallet);
+      this.cloud = new CloudSyncSDK({
+        apiBaseUrl: cloudSyncApiBaseUrl,
+        slug: liveSlug,
+        schema: root.schema,
+        trustchainSdk: this.sdk,
+        getCurrentVersion: () => this.ws.version,
+        saveNewUpdate: async event => {
+          await this.wallet.saveNewUpdate(event);
+          emit({ event: "cloudUpdate", update: event });
+        },
+      });
+    } else if (cloudSyncApiBaseUrl) {
       this.cloud = new CloudSyncSDK({
         apiBaseUrl: cloudSyncApiBaseUrl,
         slug: liveSlug,
@@ -222,6 +254,55 @@ class Instance {
     if (found) found.unsubscribe();
     this.subscriptions.delete(subscription);
     return null;
+  }
+
+  // The wallet (configure with `wallet: true` or `wallet: {accountNamesUpdate}`): Ledger
+  // Live's local wallet state and wallet sync (see walletsync.cjs). Edits return walletState():
+  //   {accounts: [descriptor], nonImportedAccountInfos, accountNames: {id: name},
+  //    recentAddresses: {currencyId: [{address, lastUsed}]}, latest: ws.data, version}
+  // walletSyncRound() → {pushed, outOfSync, hasChanges, nextState, version}
+  // walletDiff() → {hasChanges, nextState}; walletValidate({data}) → {success, issues, parsed,
+  // unknownKeys}; walletSetImportFailures({failures: [{id, name?, message?}]}) → null.
+  walletAddAccount({ id, currencyId, freshAddress, seedIdentifier, derivationMode, index }) {
+    const descriptor = { id, currencyId, freshAddress, seedIdentifier, derivationMode, index };
+    walletOf(this).addAccount(descriptor);
+    return this.wallet.state();
+  }
+
+  walletRemoveAccount({ id }) {
+    walletOf(this).removeAccount(id);
+    return this.wallet.state();
+  }
+
+  walletRename({ id, name = null }) {
+    walletOf(this).rename(id, name);
+    return this.wallet.state();
+  }
+
+  walletAddRecentAddress({ currencyId, address, lastUsed }) {
+    walletOf(this).addRecentAddress(currencyId, address, lastUsed ?? Date.now());
+    return this.wallet.state();
+  }
+
+  walletSetImportFailures({ failures = [] }) {
+    walletOf(this).setImportFailures(failures);
+    return null;
+  }
+
+  walletSyncRound() {
+    return walletOf(this).round(this.trustchain, this.creds);
+  }
+
+  walletDiff() {
+    return walletOf(this).diff();
+  }
+
+  walletState() {
+    return walletOf(this).state();
+  }
+
+  walletValidate({ data }) {
+    return walletsync().validate(data);
   }
 
   // QR pairing: this instance shows the QR code (host) or scans it (candidate).
