@@ -360,9 +360,12 @@ class Wallet:
         on_error: Callable[[WalletError], None],
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         local_interval: float = LOCAL_CHECK_INTERVAL,
+        on_listening: Callable[[], None] = lambda: None,
     ) -> None:
         """Sync until ``stop`` is set: at once, then on every server notification of a new
         version, on every local edit by another process, and every ``poll_interval`` seconds.
+        ``on_listening`` is called each time the server's notifications are subscribed to
+        (from then on, a change by another instance arrives without waiting for the poll).
 
         Errors that may pass (server down, instance busy) go to ``on_error`` and the loop
         goes on; :class:`~.errors.InstancePurged` and :class:`~.errors.NotActivated` end it.
@@ -383,20 +386,26 @@ class Wallet:
                         notifier.cancel()
                         await asyncio.gather(notifier, return_exceptions=True)
                     watched = record.trustchain
-                    notifier = asyncio.create_task(self._listen(record, wake))
+                    notifier = asyncio.create_task(self._listen(record, wake, on_listening))
                 await self._wait(stop, wake, poll_interval, local_interval)
         finally:
             if notifier is not None:
                 notifier.cancel()
                 await asyncio.gather(notifier, return_exceptions=True)
 
-    async def _listen(self, record: InstanceRecord, wake: asyncio.Event) -> None:
+    async def _listen(
+        self, record: InstanceRecord, wake: asyncio.Event, on_listening: Callable[[], None]
+    ) -> None:
         """Wake the loop whenever the server announces a version we do not have."""
         trustchain, credentials = self._active(record)
         _, cloud = self._sdks(record)
-        with contextlib.suppress(sdk_errors.LedgerSyncError, OSError):
+        first = True
+        with contextlib.suppress(sdk_errors.LedgerSyncError, OSError, WalletError):
             async with cloud.notifications(trustchain, credentials) as versions:
                 async for version in versions:
+                    if first:  # the server sends the current version once subscribed
+                        first = False
+                        on_listening()
                     if version != self.record().version:
                         wake.set()
 
