@@ -297,16 +297,21 @@ class InstanceStore:
         os.pwrite(descriptor, str(os.getpid()).encode(), 0)
         return True
 
+    def _attempts(self, name: str, descriptor: int, timeout: float) -> Iterator[float]:
+        """Delays to wait between tries until the lock is ours (or :class:`InstanceBusy`)."""
+        deadline = time.monotonic() + timeout
+        while not self._try_lock(descriptor):
+            if time.monotonic() >= deadline:
+                raise self._busy(name, descriptor, timeout)
+            yield 0.02
+
     @contextlib.contextmanager
     def locked(self, name: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[LockedInstance]:
         """Hold the instance's lock (waiting up to ``timeout`` seconds for another process)."""
         descriptor = self._open_lock(name)
         try:
-            deadline = time.monotonic() + timeout
-            while not self._try_lock(descriptor):
-                if time.monotonic() >= deadline:
-                    raise self._busy(name, descriptor, timeout)
-                time.sleep(0.02)
+            for delay in self._attempts(name, descriptor, timeout):
+                time.sleep(delay)
             yield LockedInstance(self, name)
         finally:
             os.close(descriptor)  # releases the lock
@@ -318,11 +323,8 @@ class InstanceStore:
         """:meth:`locked` for coroutines: waiting does not block the event loop."""
         descriptor = self._open_lock(name)
         try:
-            deadline = time.monotonic() + timeout
-            while not self._try_lock(descriptor):
-                if time.monotonic() >= deadline:
-                    raise self._busy(name, descriptor, timeout)
-                await asyncio.sleep(0.02)
+            for delay in self._attempts(name, descriptor, timeout):
+                await asyncio.sleep(delay)
             yield LockedInstance(self, name)
         finally:
             os.close(descriptor)

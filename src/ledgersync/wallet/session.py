@@ -473,33 +473,34 @@ class Wallet:
         self, *, on_url: Callable[[str], Any], on_digits: Callable[[str], Any]
     ) -> ActivationReport:
         """Show a pairing URL (as a QR code); whichever side has no trustchain joins."""
-        record = self.record()
-        credentials = record.credentials or MemberCredentials.generate()
-        trustchain = record.trustchain if record.active else None
-        sdk, _ = self._sdks(record)
-        received = await self._call(
-            None,
-            pair_as_host(
-                sdk, credentials, trustchain, on_display_qr_code=on_url, on_display_digits=on_digits
-            ),
+        return await self._pair(
+            lambda sdk, credentials, ours: pair_as_host(
+                sdk, credentials, ours, on_display_qr_code=on_url, on_display_digits=on_digits
+            )
         )
-        return await self._after_pairing(trustchain, received, credentials)
 
     async def pair_join(
         self, url: str, *, get_digits: Callable[[DigitsRequest], str | Awaitable[str]]
     ) -> ActivationReport:
         """Pair with the URL the other instance shows; ``get_digits`` returns its 3 digits."""
+        return await self._pair(
+            lambda sdk, credentials, ours: pair_as_candidate(
+                sdk, credentials, ours, scanned_url=url, on_request_qr_code_input=get_digits
+            )
+        )
+
+    async def _pair(
+        self,
+        pairing: Callable[
+            [TrustchainSDK, MemberCredentials, Trustchain | None], Awaitable[Trustchain]
+        ],
+    ) -> ActivationReport:
         record = self.record()
         credentials = record.credentials or MemberCredentials.generate()
-        trustchain = record.trustchain if record.active else None
+        ours = record.trustchain if record.active else None
         sdk, _ = self._sdks(record)
-        received = await self._call(
-            None,
-            pair_as_candidate(
-                sdk, credentials, trustchain, scanned_url=url, on_request_qr_code_input=get_digits
-            ),
-        )
-        return await self._after_pairing(trustchain, received, credentials)
+        received = await self._call(None, pairing(sdk, credentials, ours))
+        return await self._after_pairing(ours, received, credentials)
 
     async def _after_pairing(
         self, ours: Trustchain | None, received: Trustchain, credentials: MemberCredentials
