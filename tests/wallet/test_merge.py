@@ -169,3 +169,30 @@ def test_changes_lists_entries() -> None:
     after = {"accountNames": {A["id"]: "A", C["id"]: "c"}}
     found = {(c.entry, c.kind) for c in changes(before, after)}
     assert found == {(A["id"], "changed"), (C["id"], "added"), (B["id"], "removed")}
+
+
+def test_newer_ledger_modules_round_trip_and_merge() -> None:
+    base = {
+        "settings": {"language": "en", "counterValue": "USD"},
+        "contacts": {"me": {"name": "Ann", "addresses": []}, "contactGroups": [{"id": "g1"}]},
+        "ageAttestation": {"minimumAge": 18, "proofHash": "h"},
+    }
+    local = copy.deepcopy(base)
+    local["settings"]["language"] = "fr"
+    local["contacts"]["contactGroups"].append({"id": "g2", "name": "family"})
+    remote = copy.deepcopy(base)
+    remote["settings"]["counterValue"] = "EUR"
+    remote["contacts"]["me"]["name"] = "Anne"
+    remote["ageAttestation"] = {"minimumAge": 21, "proofHash": "h2"}
+    result = merge(base, local, remote)
+    assert not result.conflicts
+    assert result.document == {
+        "settings": {"language": "fr", "counterValue": "EUR"},
+        "contacts": {
+            "me": {"name": "Anne", "addresses": []},
+            "contactGroups": [{"id": "g1"}, {"id": "g2", "name": "family"}],
+        },
+        "ageAttestation": {"minimumAge": 21, "proofHash": "h2"},
+    }
+    # Unchanged here: the server's modules come back byte for byte.
+    assert merge(remote, remote, remote).document == remote
