@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench bench-cloudsync clean interop-deps
+.PHONY: serve test lint bench bench-cloudsync clean interop-deps fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,8 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy --strict src/ledgersync/protocol src/ledgersync/device src/ledgersync/server src/ledgersync/sdk
+	$(BIN)/mypy --strict src/ledgersync/protocol src/ledgersync/device src/ledgersync/server src/ledgersync/sdk \
+		src/ledgersync/cli src/ledgersync/wallet
 
 # Ledger's JavaScript packages for tests/interop (instant once installed; needs node and npm).
 interop-deps:
@@ -28,6 +29,11 @@ interop-deps:
 
 test: lint interop-deps
 	$(BIN)/pytest -q
+
+# A longer, randomized fuzzing campaign against /openapi.json on both backends (a few minutes;
+# `make test` runs a short deterministic one). Results: docs/security.md.
+fuzz: $(STAMP)
+	LEDGERSYNC_FUZZ_EXAMPLES=1000 LEDGERSYNC_FUZZ_RANDOM=1 $(BIN)/pytest -q -s tests/security/test_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/protocol_resolve.py

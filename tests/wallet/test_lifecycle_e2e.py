@@ -260,3 +260,21 @@ async def test_joining_merges_and_keeps_other_accounts(
         local = wallet.record().local
         assert [a["id"] for a in local["accounts"]] == [ETH, OTHER]
         assert local["accountNames"] == {ETH: "Laptop's", OTHER: "Phone's"}
+
+
+async def test_rotation_and_removal_before_any_data_exists(
+    store: InstanceStore, wallets: WalletFactory, device: SoftwareDevice
+) -> None:
+    laptop, phone, tablet = (wallets(name) for name in ("laptop", "phone", "tablet"))
+    for member in (laptop, phone, tablet):
+        await member.activate(device)
+    assert phone.record().version == 0  # nothing was ever stored
+    await laptop.remove_member(device, "tablet")
+    # The next command on each (a new process: a new Wallet) follows, or purges.
+    async with Wallet(store, "phone") as next_phone_command:
+        report = await next_phone_command.sync()
+    assert report.rotated
+    assert store.load("phone").trustchain == laptop.record().trustchain
+    async with Wallet(store, "tablet") as next_tablet_command:
+        with pytest.raises(InstancePurged):
+            await next_tablet_command.sync()

@@ -12,9 +12,20 @@ import click
 
 #: command name → "module:attribute" of its click command.
 SUBCOMMANDS = {
+    "accounts": "ledgersync.cli.data:accounts",
+    "activate": "ledgersync.cli.trust:activate",
+    "deactivate": "ledgersync.cli.trust:deactivate",
+    "demo": "ledgersync.cli.demo:demo",
     "device": "ledgersync.cli.device:device",
+    "export": "ledgersync.cli.data:export",
     "inspect": "ledgersync.cli.inspect:inspect",
+    "instance": "ledgersync.cli.instance:instance",
+    "labels": "ledgersync.cli.data:labels",
+    "members": "ledgersync.cli.trust:members",
+    "pair": "ledgersync.cli.trust:pair",
     "serve": "ledgersync.cli.serve:serve",
+    "status": "ledgersync.cli.live:status",
+    "sync": "ledgersync.cli.live:sync",
 }
 
 
@@ -35,3 +46,7 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="ledgersync")
 def main() -> None:
     """ledgersync: a self-hostable, wire-compatible Ledger Sync (Key Ring + Cloud Sync)."""
+
+
+if __name__ == "__main__":  # ``python -m ledgersync.cli.main`` (ledgersync.testing's fallback)
+    main()

@@ -132,7 +132,7 @@ class Wallet:
     def __init__(
         self,
         store: InstanceStore,
-        name: str,
+        name: str | None,
         *,
         http: HTTPOptions | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
@@ -148,6 +148,7 @@ class Wallet:
         self._remote: Document | None = None
         self._local_for_rotation: Document | None = None
         self._stamp: tuple[int, int] = (0, 0)
+        self._checked_empty: Trustchain | None = None
 
     async def __aenter__(self) -> Wallet:
         return self
@@ -282,7 +283,7 @@ class Wallet:
             return await self._call(locked, sdk.restore_trustchain(trustchain, credentials))
         except SyncFailed as exc:
             if isinstance(exc.__cause__, sdk_errors.TrustchainNotFound):
-                raise self._purge(locked, "removed", EJECTED_MESSAGE) from exc
+                raise self._purge(locked, "deleted", EJECTED_MESSAGE) from exc
             raise
 
     async def _sync_locked(self, locked: LockedInstance) -> SyncReport:
@@ -301,6 +302,15 @@ class Wallet:
             rotated = restored != trustchain
             trustchain, self._version, self._remote = restored, 0, None
             status = await self._pull(locked, trustchain, credentials)
+        if status is Status.NO_DATA and not rotated and self._checked_empty != trustchain:
+            # Nothing stored yet: the stream may have been rotated (or this member removed)
+            # before any data existed, which an empty old path cannot tell us. Checked once
+            # per trustchain and Wallet, so that idle rounds stay one GET.
+            self._checked_empty = trustchain
+            restored = await self._restore(locked, trustchain, credentials)
+            if restored != trustchain:
+                rotated, trustchain, self._version, self._remote = True, restored, 0, None
+                status = await self._pull(locked, trustchain, credentials)
         remote = record.base if status is Status.UP_TO_DATE else self._remote
         result = merge(record.base, record.local, remote)
         conflicts = list(result.conflicts)
@@ -619,7 +629,7 @@ class Wallet:
     async def status(self, *, online: bool = True) -> dict[str, Any]:
         """What ``ledgersync status`` shows (see docs/wallet.md for the shape)."""
         record = self.record()
-        pending = changes(record.base, record.local) if record.active else []
+        pending = changes(record.base, record.local)
         members: list[dict[str, Any]] | None = None
         server_state = "not checked"
         if online and record.active:
