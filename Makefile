@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy --strict src/ledgersync/protocol src/ledgersync/device src/ledgersync/server src/ledgersync/sdk \
 		src/ledgersync/cli src/ledgersync/wallet
+	$(BIN)/lint-imports --no-cache
 
 # Ledger's JavaScript packages for tests/interop (instant once installed; needs node and npm).
 interop-deps:
