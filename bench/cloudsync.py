@@ -72,6 +72,9 @@ def serve(database: str, directory: Path) -> Iterator[tuple[str, int]]:
         "LEDGERSYNC_RATE_LIMIT_PER_MINUTE": "1000000",
         "LEDGERSYNC_RATE_LIMIT_BURST": "1000000",
         "LEDGERSYNC_CLOUDSYNC_PING_INTERVAL": "600",  # idle sockets need not answer pings
+        # 10,000 idle subscribers and the load generator, all from 127.0.0.1
+        "LEDGERSYNC_MAX_CONNECTIONS": "15000",
+        "LEDGERSYNC_MAX_CONNECTIONS_PER_CLIENT": "15000",
         "LEDGERSYNC_LOG_LEVEL": "warning",
     }
     command = [str(Path(sys.executable).parent / "ledgersync"), "serve", "--port", str(port)]
@@ -194,7 +197,7 @@ async def notification_benchmark(
         async with session.post(
             f"{url}/atomic/v1/idle",
             params={"id": trustchain_id, "path": path, "version": str(int(time.time()))},
-            json={"payload": "x"},
+            json={"payload": "eA=="},  # payloads are base64
             headers=headers,
         ) as response:
             assert (await response.json())["status"] == "updated"

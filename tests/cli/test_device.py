@@ -15,6 +15,7 @@ from ledgersync.device import DeviceIdentity, Emulator, approve_all
 from ledgersync.protocol.crypto import KeyPair
 
 from ..device.speculos_server import SpeculosServer
+from .terminal import run_on_a_terminal
 
 
 @pytest.fixture(scope="module")
@@ -110,13 +111,38 @@ def test_info_on_speculos_asks_the_user_to_approve(cli, vectors, speculos_phrase
         (("new", "../escape"), None, "invalid device name"),
         (("info", "--device", "software:nobody"), None, "no device named 'nobody'"),
         (("info", "--device", "speculos:127.0.0.1:1"), None, "nothing answers at 127.0.0.1:1"),
+        (
+            ("import", "x", "--mnemonic-file", "/nonexistent/phrase.txt"),
+            None,
+            "cannot read the recovery phrase from /nonexistent/phrase.txt: "
+            "No such file or directory",
+        ),
+        (
+            ("import", "x", "--mnemonic-file", "/"),
+            None,
+            "cannot read the recovery phrase from /: Is a directory",
+        ),
+        (("delete", "nobody", "--yes"), None, "no device named 'nobody'"),
+        (("rename", "nobody", "somebody"), None, "no device named 'nobody'"),
+        (("rename", "nobody", "../x"), None, "invalid device name '../x'"),
     ],
 )
 def test_errors_are_one_line_not_a_trace(cli, args, input, message):
     result = cli(*args, input=input)
     assert result.exit_code == 1
-    assert f"Error: {message}" in result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {message}"), result.output
     assert "Traceback" not in result.output
+
+
+def test_a_binary_phrase_file_is_one_sentence(cli, tmp_path):
+    phrase_file = tmp_path / "phrase.bin"
+    phrase_file.write_bytes(bytes([0xD5, 0x00, 0xFF]) * 10)
+    result = cli("import", "x", "--mnemonic-file", str(phrase_file))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: cannot read the recovery phrase from {phrase_file}: it is not UTF-8 text\n"
+    )
 
 
 def test_a_name_is_taken_once(cli):
@@ -177,3 +203,73 @@ def test_a_bad_attestation_key_file(cli, tmp_path, content):
     result = cli("new", "att", "--attestation-key-file", str(key_file))
     assert result.exit_code == 2 and "Invalid value" in result.output
     assert "Traceback" not in result.output
+
+
+def profile_file(home, name):
+    return home / "devices" / f"{name}.json"
+
+
+def test_delete_with_yes(cli, home):
+    assert cli("new", "alice").exit_code == 0
+    assert cli("new", "bob").exit_code == 0
+    result = cli("delete", "alice", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Deleted software device 'alice'" in result.output
+    assert not profile_file(home, "alice").exists()
+    assert cli("list").output.splitlines()[0].startswith("bob\t")
+    assert "no device named 'alice'" in cli("show", "alice").output
+
+
+@pytest.mark.parametrize("typed", [None, "y\n", "yes\n"])
+def test_delete_refuses_without_a_terminal_to_ask_on(cli, home, typed):
+    """A script's standard input is not a person: it cannot confirm losing the phrase."""
+    assert cli("new", "alice").exit_code == 0
+    result = cli("delete", "alice", input=typed)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: refusing to delete software device 'alice'")
+    assert "gone for good" in result.output and "--yes" in result.output
+    assert len(result.output.splitlines()) == 1
+    assert profile_file(home, "alice").exists()
+
+
+def test_delete_asks_on_a_terminal(cli, home):
+    assert cli("new", "alice").exit_code == 0
+    env = {"LEDGERSYNC_HOME": str(home)}
+    kept = run_on_a_terminal("device", "delete", "alice", typed="n\n", env=env)
+    assert kept.returncode == 1, kept
+    assert "gone for good" in kept.stderr and "Delete software device 'alice'" in kept.stderr
+    assert profile_file(home, "alice").exists()
+    deleted = run_on_a_terminal("device", "delete", "alice", typed="y\n", env=env)
+    assert deleted.returncode == 0, deleted
+    assert "Deleted software device 'alice'" in deleted.stdout
+    assert not profile_file(home, "alice").exists()
+
+
+def test_rename(cli, home):
+    created = cli("new", "alice")
+    assert created.exit_code == 0
+    phrase = saved_phrase(home, "alice")
+    result = cli("rename", "alice", "bob")
+    assert result.exit_code == 0, result.output
+    assert result.output == "Renamed software device 'alice' to 'bob'.\n"
+    assert saved_phrase(home, "bob") == phrase
+    assert stat.S_IMODE(profile_file(home, "bob").stat().st_mode) == 0o600
+    assert not profile_file(home, "alice").exists()
+    seed_id = DeviceIdentity.from_mnemonic(phrase).public_key.hex()
+    assert f"seed-id public key: {seed_id}" in cli("show", "bob").output
+    assert cli("info", "--device", "software:bob").exit_code == 0
+
+
+def test_rename_onto_another_device_is_refused(cli, home):
+    assert cli("new", "alice").exit_code == 0
+    assert cli("new", "bob").exit_code == 0
+    phrases = saved_phrase(home, "alice"), saved_phrase(home, "bob")
+    result = cli("rename", "alice", "bob")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: a device named 'bob' already exists")
+    assert (saved_phrase(home, "alice"), saved_phrase(home, "bob")) == phrases
+
+
+def test_the_device_group_lists_delete_and_rename(cli):
+    output = cli("--help").output
+    assert "delete" in output and "rename" in output

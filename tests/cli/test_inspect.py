@@ -7,6 +7,8 @@ from click.testing import CliRunner
 
 from ledgersync.cli.main import main
 
+from .terminal import run_on_a_terminal
+
 
 @pytest.fixture(scope="module")
 def session(vectors):
@@ -15,7 +17,8 @@ def session(vectors):
 
 @pytest.fixture
 def backend_json(session):
-    # The shape GET /v1/trustchain/{id} returns: keys are not paths (spec pitfall 10).
+    # The shape GET /v1/trustchain/{id} returns: keys are not paths (docs/protocol.md,
+    # "The backend's JSON").
     return json.dumps(
         {"m/": session["root_stream"]["hex"], "m/16'": session["app_stream_index1_rotated"]["hex"]}
     )
@@ -112,13 +115,61 @@ def test_derived_stream_linked_to_another_root(session):
 def test_unreadable_input(text):
     result = run("-", input=text)
     assert result.exit_code == 2
-    assert "Error: cannot read" in result.output
+    assert result.output.startswith("Error: standard input is not a trustchain file: ")
+    assert len(result.output.splitlines()) == 1
     assert "Traceback" not in result.output
 
 
 def test_missing_file(tmp_path):
-    result = run(str(tmp_path / "absent.json"))
+    absent = tmp_path / "absent.json"
+    result = run(str(absent))
     assert result.exit_code == 2
+    assert result.output == f"Error: cannot read {absent}: No such file or directory\n"
+
+
+@pytest.fixture
+def binary_file(tmp_path):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(bytes.fromhex("ffd8ffe000104a464946d5") + bytes(range(256)))
+    return path
+
+
+def test_a_binary_file_is_not_a_trustchain_file(binary_file):
+    result = run(str(binary_file))
+    assert result.exit_code == 2
+    assert result.output == (
+        f"Error: {binary_file} is not a trustchain file: it is binary, not text (expected "
+        "hex, or the JSON object GET /v1/trustchain/{id} returns)\n"
+    )
+    assert "codec" not in result.output
+
+
+def test_binary_standard_input_is_not_a_trustchain_file(binary_file):
+    result = run("-", input=binary_file.read_bytes())
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: standard input is not a trustchain file: it is binary")
+
+
+def test_no_argument_on_a_terminal_prints_the_usage():
+    """Not a silent wait for standard input that a person would take for a hang."""
+    result = run_on_a_terminal("inspect")
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert result.stderr.startswith("Usage: ledgersync inspect [OPTIONS] [SOURCE]")
+    assert "SOURCE is a file (or - for standard input)" in result.stderr
+
+
+def test_a_dash_reads_the_terminal(backend_json, session):
+    """``inspect -`` on a terminal still reads what is pasted (up to end of file, Ctrl-D)."""
+    # One line per stream: a terminal's line editor holds at most 4095 characters.
+    pasted = json.dumps(json.loads(backend_json), indent=1)
+    result = run_on_a_terminal("inspect", "-", "--json", typed=pasted + "\n\x04")
+    assert result.returncode == 0, result
+    assert json.loads(result.stdout)["trustchain_id"] == session["trustchain_id"]
+
+
+def test_no_argument_without_a_terminal_reads_standard_input(backend_json):
+    assert run(input=backend_json).exit_code == 0
 
 
 def _violation(streams):

@@ -1,7 +1,7 @@
 """The emulator at the APDU level: status words for every malformed or out-of-order request.
 
 These tests speak raw APDUs, as a buggy or hostile host would; the expected status words
-are the app's (``src/sw.h``, spec §9.2).
+are the app's (``src/sw.h``, docs/protocol.md, "Status words").
 """
 
 import asyncio

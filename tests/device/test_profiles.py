@@ -106,3 +106,91 @@ async def test_a_profile_opens_as_a_software_device(tmp_path, vectors, speculos_
     assert (await device.seed_id_public_key()).hex() == expected
     with pytest.raises(ProfileNotFoundError):
         await open_device(SoftwareSpec("nobody"), home=tmp_path, approver=approve_all)
+
+
+def test_delete_removes_the_profile_for_good(tmp_path):
+    store = ProfileStore(tmp_path)
+    store.create("alice")
+    store.create("bob")
+    store.delete("alice")
+    assert store.names() == ["bob"]
+    assert sorted(p.name for p in store.directory.iterdir()) == ["bob.json"]
+    with pytest.raises(ProfileNotFoundError, match="no device named 'alice'"):
+        store.load("alice")
+    with pytest.raises(ProfileNotFoundError, match="no device named 'alice'"):
+        store.delete("alice")
+    with pytest.raises(ProfileError, match="invalid device name"):
+        store.delete("../bob")
+    assert store.names() == ["bob"]
+
+
+def test_rename_keeps_everything_but_the_name(tmp_path, speculos_phrase):
+    store = ProfileStore(tmp_path)
+    key = bytes(31) + b"\x05"
+    before = store.create(
+        "alice", mnemonic=speculos_phrase, passphrase="extra", attestation_key=key
+    )
+    after = store.rename("alice", "bob")
+    assert after == store.load("bob")
+    assert after.name == "bob"
+    assert (after.mnemonic, after.passphrase, after.attestation_key, after.created) == (
+        before.mnemonic,
+        before.passphrase,
+        before.attestation_key,
+        before.created,
+    )
+    assert after.identity() == before.identity()
+    assert mode(store.path_for("bob")) == 0o600
+    assert mode(store.directory) == 0o700
+    assert store.names() == ["bob"]
+    assert sorted(p.name for p in store.directory.iterdir()) == ["bob.json"]
+    with pytest.raises(ProfileNotFoundError):
+        store.load("alice")
+
+
+def test_rename_refuses_what_it_cannot_do(tmp_path):
+    store = ProfileStore(tmp_path)
+    alice = store.create("alice")
+    bob = store.create("bob")
+    with pytest.raises(ProfileExistsError, match="a device named 'bob' already exists"):
+        store.rename("alice", "bob")
+    with pytest.raises(ProfileExistsError, match="a device named 'alice' already exists"):
+        store.rename("alice", "alice")
+    with pytest.raises(ProfileNotFoundError, match="no device named 'carol'"):
+        store.rename("carol", "dave")
+    with pytest.raises(ProfileError, match="invalid device name"):
+        store.rename("alice", "../x")
+    assert store.load("alice") == alice and store.load("bob") == bob
+    assert sorted(p.name for p in store.directory.iterdir()) == ["alice.json", "bob.json"]
+
+
+def test_a_failed_rename_leaves_the_old_profile(tmp_path, monkeypatch):
+    store = ProfileStore(tmp_path)
+    alice = store.create("alice")
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("ledgersync.device.privatefiles.os.fsync", broken)
+    with pytest.raises(OSError, match="No space left"):
+        store.rename("alice", "bob")
+    monkeypatch.undo()
+    assert store.load("alice") == alice
+    assert sorted(p.name for p in store.directory.iterdir()) == ["alice.json"]
+
+
+def test_profiles_are_created_where_hard_links_are_missing(tmp_path, monkeypatch):
+    """Some network and FUSE file systems refuse hard links: a check and a rename then."""
+
+    def refused(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("ledgersync.device.privatefiles.os.link", refused)
+    store = ProfileStore(tmp_path)
+    store.create("alice")
+    renamed = store.rename("alice", "bob")
+    assert store.load("bob") == renamed and mode(store.path_for("bob")) == 0o600
+    store.create("carol")
+    with pytest.raises(ProfileExistsError):
+        store.rename("bob", "carol")
+    assert sorted(p.name for p in store.directory.iterdir()) == ["bob.json", "carol.json"]

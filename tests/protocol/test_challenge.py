@@ -1,4 +1,7 @@
-"""Seed-ID challenges, device responses and member attestations (spec §7)."""
+"""Seed-ID challenges, device responses and member attestations.
+
+See docs/protocol.md, "Challenge and attestation".
+"""
 
 import pytest
 
@@ -150,6 +153,17 @@ def test_malformed_challenges(vectors, mutate, error):
 )
 def test_malformed_challenge_json(value):
     with pytest.raises(ChallengeError):
+        Challenge.from_json(value)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"version": -1}, {"version": 256}, {"version": 2**63}, {"payloadType": 300}],
+)
+def test_challenge_json_with_out_of_range_bytes(vectors, change):
+    """Found by the security suite: these reached the TLV encoder and raised ValueError."""
+    value = {**vectors["challenge_backend_example"]["expected_json"], **change}
+    with pytest.raises(ChallengeValueError):
         Challenge.from_json(value)
 
 

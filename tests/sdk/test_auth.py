@@ -1,4 +1,4 @@
-"""The token cache's policies, driven by the error texts of ``ledger-sync-api.md`` §2.5.
+"""The token cache's policies, driven by the error texts of docs/api.md, "Error texts".
 
 The identity provider here is a pair of plain coroutines that count calls: the policy is pure
 logic; the same paths are exercised against the real server in the end-to-end tests.

@@ -311,3 +311,44 @@ async def test_candidate_sees_the_host_leave(instances: InstanceFactory, server:
         json.loads(await host_ws.recv())  # InitiateHandshake arrived; the host goes away
     with pytest.raises(QRCodeWSClosed):
         await task
+
+
+async def test_a_duplicate_handshake_is_refused(instances: InstanceFactory) -> None:
+    """Ledger's newest pairing (``qrcode/protocol.ts``): a repeated message ends the session."""
+    host = await with_trustchain(instances("Desktop host"))
+
+    async def script(peer: RawPeer, io: Any) -> None:
+        ws, _ = io
+        hello = peer.frame("InitiateHandshake", {"ephemeral_public_key": peer.publisher}, False)
+        await ws.send(hello)
+        json.loads(await ws.recv())  # HandshakeChallenge
+        await ws.send(hello)
+        await ws.wait_closed()
+
+    result = await host_session(host, script)
+    assert isinstance(result, QRCodeProtocolError)
+    assert "InitiateHandshake in state challenged" in str(result)
+
+
+async def test_a_foreign_publisher_is_refused(instances: InstanceFactory) -> None:
+    """The first peer is bound: a frame signed with another ephemeral key is refused, even
+    one that decrypts (an active relay mixing two candidates)."""
+    host = await with_trustchain(instances("Desktop host"))
+
+    async def script(peer: RawPeer, io: Any) -> None:
+        ws, screen = io
+        await ws.send(
+            peer.frame("InitiateHandshake", {"ephemeral_public_key": peer.publisher}, False)
+        )
+        json.loads(await ws.recv())  # HandshakeChallenge
+        forged = json.loads(peer.frame("CompleteHandshakeChallenge", {"digits": "000"}))
+        forged["publisher"] = KeyPair.generate().public_key.hex()
+        await screen.digits.get()
+        await ws.send(json.dumps(forged))
+        await ws.wait_closed()
+
+    result = await host_session(host, script)
+    assert isinstance(result, QRCodeProtocolError)
+    assert "bound peer" in str(result)
+    names = [m.name for m in await host.sdk.get_members(host.tc, host.credentials)]
+    assert names == ["Desktop host"]

@@ -1,4 +1,4 @@
-"""TrustchainSDK against the real server: every flow of ``ledger-sync-api.md`` §5."""
+"""TrustchainSDK against the real server: every flow of docs/api.md, "SDK flows"."""
 
 from __future__ import annotations
 

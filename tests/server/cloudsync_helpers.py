@@ -7,6 +7,7 @@ trustchain built with the protocol layer; nothing here imports the server.
 from __future__ import annotations
 
 import asyncio
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,11 @@ from .helpers import Session, Trustchain, app_path, bearer, created_trustchain, 
 
 #: Longest a test waits for something that should happen at once.
 DEADLINE = 10.0
+
+
+def b64(text: str) -> str:
+    """A Cloud Sync payload (base64, as Ledger's clients send) carrying ``text``."""
+    return base64.b64encode(text.encode()).decode("ascii")
 
 
 @dataclass
@@ -81,7 +87,7 @@ async def race_writers(member: Member, urls: list[str], attempts: int) -> list[t
         for attempt in range(attempts):
             current = (await client.get("/atomic/v1/live", params=params, headers=headers)).json()
             version = current.get("version", 0) + 1
-            payload = f"writer {number} attempt {attempt}"
+            payload = b64(f"writer {number} attempt {attempt}")
             response = await client.post(
                 "/atomic/v1/live",
                 params={**params, "version": version},

@@ -9,7 +9,7 @@ from datetime import datetime
 import httpx2
 import pytest
 
-from .cloudsync_helpers import Member, new_member, race_writers
+from .cloudsync_helpers import Member, b64, new_member, race_writers
 from .harness import RunningServer
 from .helpers import app_path, bearer, error_message, login_member
 
@@ -54,26 +54,26 @@ def test_the_version_rules(server: RunningServer, member: Member) -> None:
 
 def test_the_first_write_of_an_empty_document_may_carry_any_version(member: Member) -> None:
     # Ledger Live's key rotation re-uploads to the fresh path with its old version number.
-    assert member.post(42, "rotated").json() == {"status": "updated"}
+    assert member.post(42, b64("rotated")).json() == {"status": "updated"}
     assert member.get().json()["version"] == 42
-    assert member.post(42, "again").json()["status"] == "out-of-sync"
+    assert member.post(42, b64("again")).json()["status"] == "out-of-sync"
     assert member.post(43, "next").json() == {"status": "updated"}
     big = 2**53 - 2  # JavaScript's largest safe integer is the last version
-    assert member.post(big, "big", slug="big").json() == {"status": "updated"}
-    assert member.post(big + 1, "bigger", slug="big").json() == {"status": "updated"}
+    assert member.post(big, b64("big"), slug="big").json() == {"status": "updated"}
+    assert member.post(big + 1, b64("bigger"), slug="big").json() == {"status": "updated"}
     assert member.get(slug="big", version=big + 1).json() == {"status": "up-to-date"}
-    assert member.post(big + 2, "too big", slug="big").status_code == 400
+    assert member.post(big + 2, b64("too big"), slug="big").status_code == 400
     response = member.post(0, "zero")
     assert response.status_code == 400
     assert "version must be at least 1" in error_message(response)
 
 
 def test_slugs_are_independent(member: Member) -> None:
-    assert member.post(1, "live-1").json() == {"status": "updated"}
+    assert member.post(1, b64("live-1")).json() == {"status": "updated"}
     assert member.get(slug="other").json() == {"status": "no-data"}
-    assert member.post(5, "other-5", slug="other").json() == {"status": "updated"}
-    assert member.get(slug="live").json()["payload"] == "live-1"
-    assert member.get(slug="other").json()["payload"] == "other-5"
+    assert member.post(5, b64("other-5"), slug="other").json() == {"status": "updated"}
+    assert member.get(slug="live").json()["payload"] == b64("live-1")
+    assert member.get(slug="other").json()["payload"] == b64("other-5")
     assert member.delete(slug="other").status_code == 204
     assert member.get(slug="other").json() == {"status": "no-data"}
     assert member.get(slug="live").json()["version"] == 1
@@ -81,21 +81,21 @@ def test_slugs_are_independent(member: Member) -> None:
 
 def test_delete_then_write_again(member: Member) -> None:
     assert member.delete().status_code == 204  # nothing to delete: still 204
-    assert member.post(1, "x").json() == {"status": "updated"}
+    assert member.post(1, b64("x")).json() == {"status": "updated"}
     response = member.delete()
     assert response.status_code == 204
     assert response.content == b""
     assert member.get(version=1).json() == {"status": "no-data"}
-    assert member.post(9, "after delete").json() == {"status": "updated"}
+    assert member.post(9, b64("after delete")).json() == {"status": "updated"}
 
 
 def test_the_id_may_come_from_the_token(member: Member) -> None:
     # Ledger's newer clients send only path; the token names one trustchain with that path.
-    assert member.post(1, "x").json() == {"status": "updated"}
+    assert member.post(1, b64("x")).json() == {"status": "updated"}
     response = member.client.get(
         "/atomic/v1/live", params={"path": member.path}, headers=bearer(member.token)
     )
-    assert response.json()["payload"] == "x"
+    assert response.json()["payload"] == b64("x")
     response = member.client.get(
         "/atomic/v1/live", params={"path": app_path(1)}, headers=bearer(member.token)
     )
@@ -105,7 +105,7 @@ def test_the_id_may_come_from_the_token(member: Member) -> None:
 
 def test_documents_of_different_trustchains_are_separate(client: httpx2.Client) -> None:
     first, second = new_member(client), new_member(client)
-    assert first.post(1, "first").json() == {"status": "updated"}
+    assert first.post(1, b64("first")).json() == {"status": "updated"}
     assert second.get().json() == {"status": "no-data"}
     # second's token does not open first's trustchain
     response = client.get(
@@ -147,7 +147,7 @@ def test_authorization_failures_use_ledgers_messages(server: RunningServer, memb
     assert expired.status_code == 401
     assert "JWT is expired, please call /refresh" in error_message(expired)
     server.clock.advance(3300)
-    window_over = member.post(1, "x")
+    window_over = member.post(1, b64("x"))
     assert window_over.status_code == 401
     message = error_message(window_over)
     assert "JWT is expired" in message and "/refresh" not in message
@@ -156,7 +156,7 @@ def test_authorization_failures_use_ledgers_messages(server: RunningServer, memb
 def test_the_token_snapshot_authorizes_not_the_live_trustchain(member: Member) -> None:
     # Key rotation: the device closes the old stream and derives m/0'/16'/1'; the lifecycle
     # hook then deletes the old document with a token taken before the rotation.
-    assert member.post(12, "old data").json() == {"status": "updated"}
+    assert member.post(12, b64("old data")).json() == {"status": "updated"}
     old_token = member.token
     trustchain, device = member.trustchain, member.device
     close = trustchain.close(app_path(0), trustchain.device)
@@ -171,7 +171,10 @@ def test_the_token_snapshot_authorizes_not_the_live_trustchain(member: Member) -
     assert rotated.token != old_token
     params = {"id": trustchain.id, "path": app_path(1), "version": 12}
     response = member.client.post(
-        "/atomic/v1/live", params=params, json={"payload": "new"}, headers=bearer(rotated.token)
+        "/atomic/v1/live",
+        params=params,
+        json={"payload": b64("new")},
+        headers=bearer(rotated.token),
     )
     assert response.json() == {"status": "updated"}  # re-upload with the old version number
     stale = member.client.get(
@@ -182,14 +185,14 @@ def test_the_token_snapshot_authorizes_not_the_live_trustchain(member: Member) -
 
 
 def test_deleting_the_trustchain_deletes_its_documents(member: Member) -> None:
-    assert member.post(1, "x").json() == {"status": "updated"}
-    assert member.post(3, "y", slug="other").json() == {"status": "updated"}
+    assert member.post(1, b64("x")).json() == {"status": "updated"}
+    assert member.post(3, b64("y"), slug="other").json() == {"status": "updated"}
     response = member.session.delete(f"/v1/trustchain/{member.trustchain_id}")
     assert response.status_code == 204
     # the member's token is still unexpired; its documents are gone and stay gone
     assert member.get().json() == {"status": "no-data"}
     assert member.get(slug="other").json() == {"status": "no-data"}
-    recreate = member.post(1, "resurrected")
+    recreate = member.post(1, b64("resurrected"))
     assert recreate.status_code == 404
     assert "No such trustchain" in error_message(recreate)
 
@@ -214,7 +217,7 @@ def test_malformed_queries_answer_400(member: Member, query: dict[str, str], exp
             method,
             "/atomic/v1/live",
             params=query,
-            json={"payload": "x"} if method == "POST" else None,
+            json={"payload": b64("x")} if method == "POST" else None,
             headers=bearer(member.token),
         )
         assert response.status_code == 400, (method, response.text)
@@ -237,7 +240,7 @@ def test_more_bad_requests_answer_4xx_never_500(member: Member) -> None:
         == 400
     )
     no_version = client.post(
-        "/atomic/v1/live", params=member.query(), json={"payload": "x"}, headers=headers
+        "/atomic/v1/live", params=member.query(), json={"payload": b64("x")}, headers=headers
     )
     assert no_version.status_code == 400
     assert "version is required" in error_message(no_version)
@@ -252,7 +255,7 @@ def test_more_bad_requests_answer_4xx_never_500(member: Member) -> None:
         )
         assert response.status_code == 400, body
     assert member.get().json() == {"status": "no-data"}  # nothing was written
-    long_info = member.post(1, "x", info="v" * 300)
+    long_info = member.post(1, b64("x"), info="v" * 300)
     assert long_info.status_code == 400
 
 

@@ -10,15 +10,15 @@ import httpx2
 import pytest
 import websockets
 
-from .cloudsync_helpers import closed, new_member, next_frame, subscribe
+from .cloudsync_helpers import b64, closed, new_member, next_frame, subscribe
 from .harness import RunningServer
 
 
 async def test_subscribers_get_each_committed_version(server: RunningServer) -> None:
     client = server.client()
     writer, stranger = new_member(client), new_member(client)
-    assert writer.post(4, "first").json() == {"status": "updated"}
-    assert writer.post(7, "other", slug="other").json() == {"status": "updated"}
+    assert writer.post(4, b64("first")).json() == {"status": "updated"}
+    assert writer.post(7, b64("other"), slug="other").json() == {"status": "updated"}
     assert stranger.post(1, "stranger").json() == {"status": "updated"}
     socket = await subscribe(server.ws_url, writer.token)
     other_slug = await subscribe(server.ws_url, writer.token, slug="other")
@@ -28,18 +28,18 @@ async def test_subscribers_get_each_committed_version(server: RunningServer) -> 
         assert await next_frame(socket) == "4"
         assert await next_frame(other_slug) == "7"
         assert await next_frame(elsewhere) == "1"
-        assert writer.post(5, "second").json() == {"status": "updated"}
+        assert writer.post(5, b64("second")).json() == {"status": "updated"}
         assert await next_frame(socket) == "5"
-        assert writer.post(5, "refused").json()["status"] == "out-of-sync"  # no notification
-        assert writer.post(6, "third").json() == {"status": "updated"}
+        assert writer.post(5, b64("refused")).json()["status"] == "out-of-sync"  # no notification
+        assert writer.post(6, b64("third")).json() == {"status": "updated"}
         assert await next_frame(socket) == "6"
         assert writer.delete().status_code == 204
         assert await next_frame(socket) == "0"  # deleted: back to no data
         # the other slug and the other trustchain heard nothing of it: their first frame is
         # the one caused by their own documents' writes
-        assert stranger.post(2, "x").json() == {"status": "updated"}
+        assert stranger.post(2, b64("x")).json() == {"status": "updated"}
         assert await next_frame(elsewhere) == "2"
-        assert writer.post(8, "y", slug="other").json() == {"status": "updated"}
+        assert writer.post(8, b64("y"), slug="other").json() == {"status": "updated"}
         assert await next_frame(other_slug) == "8"
     finally:
         for each in (socket, other_slug, elsewhere):
@@ -49,7 +49,8 @@ async def test_subscribers_get_each_committed_version(server: RunningServer) -> 
 async def test_ping_pong_and_a_silent_client_is_closed(
     make_server: Callable[..., RunningServer],
 ) -> None:
-    server = make_server(cloudsync_ping_interval=0.2)
+    # A client has one interval to answer a ping: long enough for a busy machine.
+    server = make_server(cloudsync_ping_interval=1.0)
     member = new_member(server.client())
     socket = await subscribe(server.ws_url, member.token)
     try:
@@ -63,21 +64,21 @@ async def test_ping_pong_and_a_silent_client_is_closed(
 
 
 async def test_token_expiry_on_an_open_socket(make_server: Callable[..., RunningServer]) -> None:
-    server = make_server(cloudsync_ping_interval=0.4)
+    server = make_server(cloudsync_ping_interval=1.0)  # pings go on; each answered in time
     member = new_member(server.client())
-    assert member.post(1, "x").json() == {"status": "updated"}
+    assert member.post(1, b64("x")).json() == {"status": "updated"}
     socket = await subscribe(server.ws_url, member.token)
     try:
         assert await next_frame(socket) == "1"
         server.clock.advance(301)  # the access token expired; its refresh window is open
         assert await next_frame(socket) == "JWT expired"
         assert member.session.refresh().status_code == 200
-        assert member.post(2, "while expired").json()["status"] == "updated"  # not pushed
+        assert member.post(2, b64("while expired")).json()["status"] == "updated"  # not pushed
         await socket.send(member.token)
         # the fresh token resumes the subscription with the current version: nothing missed,
         # and the write made while expired was not pushed (else "2" would come twice)
         assert await next_frame(socket) == "2"
-        assert member.post(3, "after").json()["status"] == "updated"
+        assert member.post(3, b64("after")).json()["status"] == "updated"
         assert await next_frame(socket) == "3"
     finally:
         await socket.close()

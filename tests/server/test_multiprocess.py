@@ -15,6 +15,7 @@ from ledgersync.protocol import KeyPair
 
 from .cloudsync_helpers import (
     DEADLINE,
+    b64,
     closed,
     new_member,
     next_frame,
@@ -46,7 +47,7 @@ async def test_a_write_on_one_process_notifies_subscribers_of_both(
 ) -> None:
     first, second = two_servers
     member = new_member(first.client())
-    assert member.post(1, "first").json() == {"status": "updated"}
+    assert member.post(1, b64("first")).json() == {"status": "updated"}
     on_first = await subscribe(first.ws_url, member.token)
     on_second = await subscribe(second.ws_url, member.token)
     via_second = new_member(second.client())  # same database: log in anywhere
@@ -55,11 +56,11 @@ async def test_a_write_on_one_process_notifies_subscribers_of_both(
         await version_pushed(on_first, 1)
         await version_pushed(on_second, 1)
         member.client = second.client()  # write through the other process
-        assert member.post(2, "from second").json() == {"status": "updated"}
+        assert member.post(2, b64("from second")).json() == {"status": "updated"}
         await version_pushed(on_first, 2)
         await version_pushed(on_second, 2)
         member.client = first.client()
-        assert member.post(3, "from first").json() == {"status": "updated"}
+        assert member.post(3, b64("from first")).json() == {"status": "updated"}
         await version_pushed(on_second, 3)
         await version_pushed(on_first, 3)
         assert via_second.get().json() == {"status": "no-data"}
@@ -104,7 +105,7 @@ async def test_writers_racing_through_two_processes(
 ) -> None:
     first, second = two_servers
     member = new_member(first.client())
-    assert member.post(1, "first").json() == {"status": "updated"}
+    assert member.post(1, b64("first")).json() == {"status": "updated"}
     subscriber = await subscribe(second.ws_url, member.token)
     try:
         await version_pushed(subscriber, 1)  # subscribed

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +32,7 @@ from ..device import (
     parse_device_spec,
 )
 from ..device.identity import TEST_ATTESTATION_PRIVATE_KEY
-from ..device.profiles import HOME_ENV, DeviceProfile
+from ..device.profiles import HOME_ENV, DeviceProfile, ProfileError, ProfileNotFoundError
 from ..device.spec import SPEC_HELP, HidSpec, SoftwareSpec, SpeculosSpec
 from ..device.speculos import DEFAULT_HOST, DEFAULT_PORT, serve_emulator
 
@@ -103,7 +104,8 @@ async def open_cli_device(spec: DeviceSpec, *, home: Path, assume_yes: bool) -> 
 
 
 def friendly_errors(command: Callable[..., T]) -> Callable[..., T]:
-    """Device, profile and phrase errors become ``Error: …`` and exit code 1, not a trace."""
+    """Device, profile, phrase and file errors become ``Error: …`` and exit code 1, not a
+    trace."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> T:
@@ -111,6 +113,9 @@ def friendly_errors(command: Callable[..., T]) -> Callable[..., T]:
             return command(*args, **kwargs)
         except (DeviceError, InvalidMnemonicError) as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from exc
 
     return wrapper
 
@@ -123,8 +128,25 @@ def _read_phrase(mnemonic_file: str | None) -> str:
     if mnemonic_file is None:
         phrase: str = click.prompt("Recovery phrase", hide_input=True, err=True)
         return phrase
-    with click.open_file(mnemonic_file, encoding="utf-8") as handle:
-        return str(handle.read())
+    where = "standard input" if mnemonic_file == "-" else mnemonic_file
+    try:
+        with click.open_file(mnemonic_file, encoding="utf-8") as handle:
+            return str(handle.read())
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(
+            f"cannot read the recovery phrase from {where}: it is not UTF-8 text"
+        ) from exc
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot read the recovery phrase from {where}: {exc.strerror or exc}"
+        ) from exc
+
+
+def stdin_is_a_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _read_passphrase(with_passphrase: bool) -> str:
@@ -262,6 +284,71 @@ def show(name: str, home: Path, show_mnemonic: bool) -> None:
         click.echo(f"recovery phrase:    {profile.mnemonic}")
         if profile.passphrase:
             click.echo(f"passphrase:         {profile.passphrase}")
+
+
+@device.command("delete")
+@click.argument("name")
+@home_option
+@click.option(
+    "--yes",
+    "assume_yes",
+    is_flag=True,
+    help="Delete without asking (needed when standard input is not a terminal).",
+)
+@friendly_errors
+def delete(name: str, home: Path, assume_yes: bool) -> None:
+    """Delete software device NAME; its recovery phrase is gone for good.
+
+    The profile file is the only copy of the phrase that ledgersync keeps: unless you wrote
+    it down (`ledgersync device show NAME --show-mnemonic`), the device, and with it the
+    rotation and removal of members in the trustchains it created, cannot be brought back.
+    Asks first on a terminal; elsewhere (a script, a pipe) it refuses unless --yes.
+
+    \b
+    Example:
+      ledgersync device delete alice --yes
+    """
+    store = ProfileStore(home)
+    path = store.path_for(name)
+    try:
+        seed_id = store.load(name).identity().public_key.hex()
+        what = f"software device {name!r} (seed-id key {seed_id})"
+    except ProfileNotFoundError:
+        raise
+    except ProfileError:
+        what = f"software device {name!r} (a damaged profile)"
+    gone = (
+        "its recovery phrase will be gone for good unless you wrote it down "
+        f"(`ledgersync device show {name} --show-mnemonic` prints it)"
+    )
+    if not assume_yes:
+        if not stdin_is_a_terminal():
+            raise click.ClickException(
+                f"refusing to delete software device {name!r} without confirmation: "
+                f"{gone}; run it on a terminal to be asked, or pass --yes"
+            )
+        click.confirm(f"Delete {what}? {gone[0].upper()}{gone[1:]}", abort=True, err=True)
+    store.delete(name)
+    click.echo(f"Deleted software device {name!r} ({path}); its recovery phrase is gone.")
+
+
+@device.command("rename")
+@click.argument("name")
+@click.argument("new_name", metavar="NEW_NAME")
+@home_option
+@friendly_errors
+def rename(name: str, new_name: str, home: Path) -> None:
+    """Rename software device NAME to NEW_NAME (same phrase, same seed-id key).
+
+    Trustchains do not record the name: the device is the same for them. Commands then
+    reach it as --device software:NEW_NAME.
+
+    \b
+    Example:
+      ledgersync device rename alice work-ledger
+    """
+    ProfileStore(home).rename(name, new_name)
+    click.echo(f"Renamed software device {name!r} to {new_name!r}.")
 
 
 @device.command("info")

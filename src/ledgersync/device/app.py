@@ -1,4 +1,6 @@
-"""The Ledger Sync device app's logic, on typed values instead of APDUs (spec §9.4–§9.7).
+"""The Ledger Sync device app's logic, on typed values instead of APDUs.
+
+The app is described in docs/protocol.md, "Device app APDUs".
 
 This is the one place where device rules live. The software device drives it directly; the
 emulator puts the APDU codec, the session ECDH and the trusted-property encryption in front

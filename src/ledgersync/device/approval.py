@@ -1,4 +1,6 @@
-"""What the user must approve on the device (spec §9.8), and the callback that decides.
+"""What the user must approve on the device, and the callback that decides.
+
+See docs/protocol.md, "Approvals".
 
 The Ledger Sync app asks for approval on three occasions: a login (GET_SEED_ID), every
 AddMember and every CloseStream; Seed, Derive and PublishKey are silent. A software device

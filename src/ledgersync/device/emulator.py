@@ -1,4 +1,6 @@
-"""An emulator of the Ledger Sync app: command APDUs in, responses out (spec §9).
+"""An emulator of the Ledger Sync app: command APDUs in, responses out.
+
+The APDUs are described in docs/protocol.md, "Device app APDUs".
 
 It puts the app's wire layer in front of :class:`~ledgersync.device.app.LedgerSyncApp`:
 

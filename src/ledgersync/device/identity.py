@@ -1,9 +1,10 @@
 """A software device's secrets: its BIP39 seed and the keys the Ledger Sync app derives.
 
-* The seed-id key is BIP32 secp256k1 at ``m/99'/99'`` of the BIP39 seed (spec §5.4): it
-  names the device in the trustchain, signs its blocks and logins, and unwraps the keys
-  the device wrapped to itself in Seed and Derive.
-* The attestation key vouches that a Ledger Sync app made a login signature (spec §7.3).
+* The seed-id key is BIP32 secp256k1 at ``m/99'/99'`` of the BIP39 seed (docs/protocol.md,
+  "Cryptography"): it names the device in the trustchain, signs its blocks and logins, and
+  unwraps the keys the device wrapped to itself in Seed and Derive.
+* The attestation key vouches that a Ledger Sync app made a login signature
+  (docs/protocol.md, "Device answer").
   Real devices use Ledger's PROD key; the app's source ships a TEST key pair for builds
   without it, and a software device uses that one unless told otherwise. A backend that
   only trusts PROD refuses it, which is right: a software device is not a Ledger.

@@ -3,7 +3,7 @@
 Layout: ``<home>/devices/<name>.json``, where ``home`` is ``$LEDGERSYNC_HOME`` or
 ``~/.config/ledgersync``. The directory is created ``0700`` and each file is written
 ``0600`` (it holds the recovery phrase) through a temporary file, so that a crash never
-leaves half a profile. A profile file::
+leaves half a profile; a new profile never replaces an existing one. A profile file::
 
     {"format": 1, "name": "alice", "mnemonic": "…24 words…", "passphrase": "",
      "created": "2025-01-01T00:00:00Z"}
@@ -17,7 +17,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from .identity import (
     generate_mnemonic,
     normalize_mnemonic,
 )
-from .privatefiles import make_private_directory, write_private_file
+from .privatefiles import create_private_file, delete_private_file, make_private_directory
 
 HOME_ENV = "LEDGERSYNC_HOME"
 PROFILE_FORMAT = 1
@@ -131,7 +131,7 @@ class ProfileStore:
         """A new profile: a fresh 24-word phrase, or ``mnemonic`` (an import)."""
         path = self.path_for(name)
         if path.exists():
-            raise ProfileExistsError(f"a device named {name!r} already exists ({path})")
+            raise _exists(name, path)
         phrase = generate_mnemonic() if mnemonic is None else normalize_mnemonic(mnemonic)
         profile = DeviceProfile(
             name=name,
@@ -141,23 +141,48 @@ class ProfileStore:
             created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         profile.identity()  # fails now, not at first use, on a bad attestation key
-        self._write(path, profile)
+        self._write_new(path, profile)
         return profile
 
-    def _write(self, path: Path, profile: DeviceProfile) -> None:
+    def _write_new(self, path: Path, profile: DeviceProfile) -> None:
         make_private_directory(self.directory)
         text = json.dumps(profile.to_json(), indent=2) + "\n"
-        write_private_file(path, text.encode("utf-8"))
+        try:
+            create_private_file(path, text.encode("utf-8"))
+        except FileExistsError as exc:
+            raise _exists(profile.name, path) from exc
+
+    def delete(self, name: str) -> None:
+        """Delete profile ``name``: its recovery phrase is gone for good (unless written down)."""
+        path = self.path_for(name)
+        try:
+            delete_private_file(path)
+        except FileNotFoundError as exc:
+            raise self._not_found(name) from exc
+
+    def rename(self, name: str, new_name: str) -> DeviceProfile:
+        """Call profile ``name`` ``new_name``; the phrase, passphrase, attestation key and
+        creation time stay. The profile is first written under its new name (``0600``,
+        atomically, never over another profile), then the old file is removed: a crash in
+        between leaves the profile under both names, never under neither."""
+        target = self.path_for(new_name)
+        renamed = replace(self.load(name), name=new_name)
+        self._write_new(target, renamed)
+        delete_private_file(self.path_for(name))
+        return renamed
+
+    def _not_found(self, name: str) -> ProfileNotFoundError:
+        return ProfileNotFoundError(
+            f"no device named {name!r} in {self.directory} "
+            "(create one with `ledgersync device new`)"
+        )
 
     def load(self, name: str) -> DeviceProfile:
         path = self.path_for(name)
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError as exc:
-            raise ProfileNotFoundError(
-                f"no device named {name!r} in {self.directory} "
-                "(create one with `ledgersync device new`)"
-            ) from exc
+            raise self._not_found(name) from exc
         except OSError as exc:
             raise ProfileError(f"cannot read device profile {path}: {exc}") from exc
         try:
@@ -177,3 +202,7 @@ class ProfileStore:
             for path in self.directory.glob("*.json")
             if _NAME.fullmatch(path.stem) is not None
         )
+
+
+def _exists(name: str, path: Path) -> ProfileExistsError:
+    return ProfileExistsError(f"a device named {name!r} already exists ({path})")

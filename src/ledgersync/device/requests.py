@@ -1,11 +1,11 @@
 """The four blocks Ledger Live asks a device to sign, and what each means against a tree.
 
 A request names what to sign; :func:`plan_block` turns it, with the current trustchain,
-into what the device needs (spec §6.5, §9.4):
+into what the device needs (docs/protocol.md, "Replaying a stream"):
 
 * the blocks the device must replay first: nothing for a Seed; the root Seed block, then the
-  target stream's blocks, for anything in a derived stream (pitfall 13: the Seed first);
-* the new block's parent: random for a Seed, the Seed block's hash for a Derive (pitfall 2),
+  target stream's blocks, for anything in a derived stream (the Seed first);
+* the new block's parent: random for a Seed, the Seed block's hash for a Derive,
   the stream's last block hash otherwise;
 * the commands, as templates the device fills in.
 
@@ -135,7 +135,7 @@ def plan_block(
     if isinstance(request, SeedRequest):
         if tree is not None:
             raise RequestError(f"trustchain {tree.trustchain_id} already exists")
-        # The first block's parent is random and checked by no one (spec §3.3).
+        # The first block's parent is random and checked by no one (docs/protocol.md, "Parents").
         return BlockPlan((), random(32), (SeedTemplate(request.topic),), ())
     if tree is None:
         raise RequestError("there is no trustchain yet: create it (Seed) first")

@@ -1,7 +1,7 @@
 """The host's side of signing: replay the context, then have the device fill and sign.
 
-This is Ledger Live's ``ApduDevice.sign`` algorithm (spec §9.4 "client algorithm"), written
-once against a :class:`SigningSession`: the software device's session calls the app
+This is Ledger Live's ``ApduDevice.sign`` algorithm (docs/protocol.md, "Replaying a stream"),
+written once against a :class:`SigningSession`: the software device's session calls the app
 directly, the APDU client's session speaks APDUs. Either way:
 
 1. replay every block of the plan's context, header, commands (asking for trusted
@@ -54,7 +54,10 @@ def header_of(block: Block) -> BlockHeader:
 
 
 def _token_owner(command: Command, issuer: bytes) -> bytes:
-    """Whom a trusted member output by the device stands for (spec §9.4 step 4)."""
+    """Whom a trusted member output by the device stands for.
+
+    See docs/protocol.md, "Replaying a stream": the host files each blob under that member.
+    """
     if isinstance(command, AddMember):
         return command.public_key
     if isinstance(command, PublishKey):

@@ -1,8 +1,8 @@
-"""APDU framing of the Ledger Sync device app (spec §9.1–§9.2), sans I/O.
+"""APDU framing of the Ledger Sync device app (docs/protocol.md, "Device app APDUs"), sans I/O.
 
 A command APDU is ``CLA INS P1 P2 Lc data`` with a one-byte Lc (so at most 255 bytes of
 data); a response is ``data ‖ SW1 SW2``. The names follow the app's C sources
-(``src/types.h``, ``src/sw.h``) so that a search for a spec name lands here.
+(``src/types.h``, ``src/sw.h``) so that a search for a name used in docs/protocol.md lands here.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ class SignatureResponse:
 
     ``parity`` (v) is the parity of R's y coordinate; clients ignore it. The session key is
     revealed only here, so the host can read no encrypted trusted property before the user
-    approved every command (spec §9.3).
+    approved every command (docs/protocol.md, "Signing a block").
     """
 
     signature: bytes

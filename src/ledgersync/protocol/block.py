@@ -1,7 +1,7 @@
-"""Blocks and streams (spec §3).
+"""Blocks and streams (docs/protocol.md, "Blocks").
 
 A block is a header (version, parent hash, issuer, command count), its commands and a DER
-signature. Two digests matter and must not be confused (spec pitfall 1):
+signature. Two digests matter and must not be confused:
 
 * the *signing digest*, SHA-256 of the block without its signature TLV, is what the issuer
   signs;

@@ -1,4 +1,4 @@
-"""Building signed blocks in software (spec §4, §6.5).
+"""Building signed blocks in software (docs/protocol.md, "Trustchain flows").
 
 A root key (the software device's seed-id key) signs ``[Seed]`` and
 ``[Derive, AddMember, PublishKey]``; a member key signs ``[AddMember, PublishKey]`` and

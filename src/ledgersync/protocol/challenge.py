@@ -1,4 +1,6 @@
-"""Seed-ID authentication (spec §7): the challenge, the device response, member attestations.
+"""Seed-ID authentication: the challenge, the device response, member attestations.
+
+See docs/protocol.md, "Challenge and attestation".
 
 The backend issues a challenge TLV signed by its relying-party (rp) key; the device (or a
 software member) signs the challenge hash; the backend checks that signature and the
@@ -10,10 +12,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
-from . import crypto
+from . import crypto, wire
 from .crypto import Random
 from .errors import ChallengeError, CryptoError, SignatureError
 
@@ -40,7 +41,7 @@ TAG_PUBLIC_KEY_CURVE = 0x32
 TAG_PUBLIC_KEY = 0x33
 TAG_PROTOCOL_VERSION = 0x60
 
-#: The order the device demands (spec §7.1).
+#: The order the device demands (docs/protocol.md, "Challenge TLV").
 FIELD_ORDER = (
     TAG_PAYLOAD_TYPE,
     TAG_VERSION,
@@ -81,17 +82,14 @@ def _tlv(tag: int, value: bytes) -> bytes:
 
 
 def format_expiry(expiry: int) -> str:
-    return datetime.fromtimestamp(expiry, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return wire.format_time(expiry)
 
 
 def parse_expiry(text: str) -> int:
     try:
-        moment = datetime.fromisoformat(text)
+        return wire.parse_time(text)
     except (TypeError, ValueError) as exc:
         raise ChallengeValueError(f"challenge expiry {text!r} is not an ISO 8601 time") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +118,9 @@ class Challenge:
             raise ChallengeValueError("the rp signature is at most 75 bytes")
         if not all(0 <= part <= 0xFF for part in self.protocol_version):
             raise ChallengeValueError("protocol version parts are bytes")
+        one_byte = (self.payload_type, self.version, self.signer_algorithm, self.rp_curve)
+        if not all(0 <= value <= 0xFF for value in one_byte):
+            raise ChallengeValueError("payload type, version, algorithm and curve are bytes")
 
     def _fields(self) -> dict[int, bytes]:
         major, minor, patch = self.protocol_version
@@ -416,7 +417,7 @@ def decode_attestation(data: bytes) -> Attestation:
 
 @dataclass(frozen=True, slots=True)
 class SeedIdResponse:
-    """The device's GET_SEED_ID answer (spec §7.3)."""
+    """The device's GET_SEED_ID answer (docs/protocol.md, "Device answer")."""
 
     credential: PubKeyCredential
     signature: bytes
@@ -470,7 +471,9 @@ def sign_seed_id(
 
 @dataclass(frozen=True, slots=True)
 class ChallengeAnswer:
-    """The ``signature`` object posted to ``/v1/authenticate`` (spec §7.4), parsed.
+    """The ``signature`` object posted to ``/v1/authenticate``, parsed.
+
+    See docs/protocol.md, "Login body".
 
     The inverse of :func:`member_authentication` and :func:`device_authentication`; nothing is
     verified here (that needs the challenge hash and a trust policy).

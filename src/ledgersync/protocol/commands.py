@@ -1,4 +1,4 @@
-"""The six commands of a block (spec §4), as immutable values with their codec.
+"""The six commands of a block (docs/protocol.md, "Commands"), as immutable values with their codec.
 
 Each command's body is a fixed sequence of TLVs. Decoding keeps the few legacy variations
 that exist in recorded streams (a 4-byte Seed protocol version, a Null topic, 64-byte CBC-era

@@ -1,7 +1,9 @@
-"""Cryptographic primitives of the protocol (spec §3.2, §5): secp256k1, AES-256-GCM, BIP32.
+"""Cryptographic primitives of the protocol: secp256k1, AES-256-GCM, BIP32.
+
+See docs/protocol.md, "Cryptography".
 
 Keys cross this module's boundary as bytes: 32-byte private keys, 33-byte compressed public
-keys, 64-byte xprivs (private key ‖ chain code, spec pitfall 7). Everything on the curve goes
+keys, 64-byte xprivs (private key ‖ chain code). Everything on the curve goes
 through libsecp256k1 (coincurve), the same code Ledger's clients run.
 """
 
@@ -97,7 +99,7 @@ class KeyPair:
 
 
 def ecdh_x(secret: bytes, peer_public_key: bytes) -> bytes:
-    """The raw 32-byte x-coordinate of secret·peer (no hash, no KDF; spec pitfall 4)."""
+    """The raw 32-byte x-coordinate of secret·peer (no hash, no KDF)."""
     point = load_public_key(peer_public_key).multiply(bytes(_private_key(secret).secret))
     return bytes(point.format(compressed=True)[1:])
 
@@ -192,7 +194,7 @@ def verify_signature(
 
 
 def aes_gcm_encrypt(key: bytes, iv: bytes, plaintext: bytes) -> bytes:
-    """AES-256-GCM with the 16-byte IV used as-is (spec pitfall 5); returns ciphertext ‖ tag."""
+    """AES-256-GCM with the 16-byte IV used as-is; returns ciphertext ‖ tag."""
     if len(key) != 32:
         raise CryptoError(f"an AES-256 key is 32 bytes, got {len(key)}")
     if len(iv) != GCM_IV_LENGTH:

@@ -1,4 +1,7 @@
-"""Wrapping a stream's xpriv to a member (spec §5.2): ECDH x-coordinate → AES-256-GCM."""
+"""Wrapping a stream's xpriv to a member: ECDH x-coordinate → AES-256-GCM.
+
+See docs/protocol.md, "Key wrapping".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Member permissions (spec §4.7, §10).
+"""Member permissions (docs/protocol.md, "Permissions").
 
 The wire value is a raw unsigned 32-bit integer. Two readings of its bits exist: LKRP v1
 (Ledger Live's resolver) and LKRPv2 "restricted permissions" (the newer SDK). Ledger Live only

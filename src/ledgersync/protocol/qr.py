@@ -1,4 +1,4 @@
-"""QR-code pairing messages (``lkrp-protocol.md`` Appendix A, ``ledger-sync-api.md`` §6), sans I/O.
+"""QR-code pairing messages (docs/protocol.md, "QR pairing messages"), sans I/O.
 
 Two instances pair over a websocket relay at ``<trustchain api, http→ws>/v1/qr?host=<hex>``;
 that URL is the QR code. Rules this module enforces:

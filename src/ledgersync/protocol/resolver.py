@@ -1,4 +1,6 @@
-"""Stream resolution (spec §6.2–§6.3): replay a stream's blocks and enforce every rule.
+"""Stream resolution: replay a stream's blocks and enforce every rule.
+
+See docs/protocol.md, "Resolution".
 
 The rules are the newest Ledger Live ones, with the historical no-op checks made real:
 

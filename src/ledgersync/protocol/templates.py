@@ -1,8 +1,8 @@
 """The commands a host sends to SIGN_BLOCK, with placeholders for what the device fills in.
 
 The device generates the keys, IVs and ciphertexts of Seed, Derive and PublishKey itself, so
-the host sends each of those commands with placeholder fields (spec §9.5), exactly as Ledger
-Live does:
+the host sends each of those commands with placeholder fields, exactly as Ledger Live does
+(docs/protocol.md, "Signing a block"):
 
 * Seed: every generated field zero-filled at its real size (``05 40 00…`` for the xpriv);
 * Derive: the path, then empty placeholders ``06 00 05 00 05 00 06 00``;

@@ -1,4 +1,4 @@
-"""The TLV codec: one-byte tag, one-byte length, value (spec §2).
+"""The TLV codec: one-byte tag, one-byte length, value (docs/protocol.md, "TLV").
 
 Integers are unsigned big-endian with a fixed width per field; there is no varint and no
 multi-byte length form, so no value is longer than 255 bytes.

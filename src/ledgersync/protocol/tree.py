@@ -1,7 +1,9 @@
-"""The stream tree, or trustchain (spec §6.1, §6.4): a root stream and derived streams.
+"""The stream tree, or trustchain: a root stream and derived streams.
+
+See docs/protocol.md, "Streams and the tree".
 
 Streams are keyed by their own first command (Seed → root, Derive → its path), never by the
-keys a backend sent them under (spec pitfall 10).
+keys a backend sent them under (docs/protocol.md, "The backend's JSON").
 """
 
 from __future__ import annotations
@@ -74,12 +76,27 @@ class StreamTree:
     def current_application_path(self, application_id: int) -> Path:
         return application_path(application_id, self.application_index(application_id))
 
-    def has_another_open_application(self, application_id: int) -> bool:
+    def applications(self) -> dict[int, ResolvedStream]:
+        """The newest stream of each application present, by application id (ascending);
+        closed streams included (Ledger's ``getApplicationStreams``)."""
+        newest: dict[int, tuple[int, ResolvedStream]] = {}
         for path, stream in self.derived.items():
             parsed = parse_application_path(path)
-            if parsed and parsed[0] != application_id and not stream.closed:
-                return True
-        return False
+            if parsed is None:
+                continue
+            application_id, index = parsed
+            if application_id not in newest or newest[application_id][0] < index:
+                newest[application_id] = (index, stream)
+        return {key: newest[key][1] for key in sorted(newest)}
+
+    def has_another_open_application(self, application_id: int) -> bool:
+        """Whether an application other than ``application_id`` has its newest stream open
+        (Ledger's ``hasAnotherOpenApplication``; decides whether turning one application off
+        closes its stream or deletes the trustchain)."""
+        return any(
+            other != application_id and not stream.closed
+            for other, stream in self.applications().items()
+        )
 
 
 def resolve_tree(
@@ -144,7 +161,9 @@ def check_derived_link(
 
 
 def read_key(tree: StreamTree, member_secret: bytes, path: Path) -> StreamKey:
-    """The xpriv of the stream at ``path`` as ``member_secret`` can read it (spec §6.4).
+    """The xpriv of the stream at ``path`` as ``member_secret`` can read it.
+
+    See docs/protocol.md, "Reading a key".
 
     Walks from ``path`` toward the root to the first stream that published a key to this
     member, decrypts it, then derives the remaining indices as written in ``path`` (the

@@ -1,8 +1,10 @@
-"""Trusted properties (TPs) and the trusted-member blob of the device app (spec §9.3, §9.6).
+"""Trusted properties (TPs) and the trusted-member blob of the device app.
+
+See docs/protocol.md, "Session and trusted properties" and "Trusted-member blob".
 
 A TP response is a TLV list that opens with ``00 10 <iv>``, a fresh IV for this response.
 Tags with the 0x80 bit set are AES-256-GCM encrypted with the session key (the raw ECDH x
-of the INIT key exchange) and **all of them reuse that one IV** (spec pitfall 12); the
+of the INIT key exchange) and **all of them reuse that one IV**; the
 others travel in clear. SET_TRUSTED_MEMBER sends a blob back in the same format.
 
 The trusted-member blob is the app's C struct behind a nonce and a checksum::

@@ -1,7 +1,7 @@
-"""User data encryption (spec §8) and the Cloud Sync payload wrapping.
+"""User data encryption (docs/protocol.md, "User data") and the Cloud Sync payload wrapping.
 
 Envelope: ``0x00 ‖ ephemeral public key (33) ‖ IV (16) ‖ tag (16) ‖ ciphertext``; note the tag
-*before* the ciphertext, unlike key wrapping (spec pitfall 6). The AES key is
+*before* the ciphertext, unlike key wrapping. The AES key is
 HMAC-SHA256(key = empty, message = ECDH x-coordinate).
 
 Cloud Sync payload: ``base64(envelope(compress(UTF-8 JSON)))``. We write zlib; we read zlib,

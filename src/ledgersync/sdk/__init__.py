@@ -30,6 +30,7 @@ from .credentials import (
 )
 from .device import DeviceCallbacks
 from .errors import (
+    InvalidArgument,
     InvalidDigits,
     InvalidDigitsError,
     LedgerSyncError,
@@ -61,6 +62,7 @@ __all__ = [
     "DeviceCallbacks",
     "DigitsRequest",
     "HTTPOptions",
+    "InvalidArgument",
     "InvalidDigits",
     "InvalidDigitsError",
     "LedgerSyncError",

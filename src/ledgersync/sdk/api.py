@@ -1,4 +1,4 @@
-"""HTTP client of the Key Ring (trustchain) API, ``ledger-sync-api.md`` §2.2.
+"""HTTP client of the Key Ring (trustchain) API (docs/api.md, "Key Ring API").
 
 One method per endpoint; bodies are checked against the documented shapes and a body that
 does not match raises :class:`InvalidResponse`. The client never decodes tokens: like
@@ -56,7 +56,7 @@ class TrustchainAPI:
     """The Key Ring API at ``base_url`` (for example ``http://localhost:8000``)."""
 
     def __init__(self, base_url: str, options: HTTPOptions | None = None) -> None:
-        self._http = JSONClient(base_url, options)
+        self._http = JSONClient(base_url, options, what="Key Ring API base URL")
 
     @property
     def base_url(self) -> str:

@@ -1,4 +1,4 @@
-"""Token cache and the refresh / re-authenticate policies (``ledger-sync-api.md`` §2.5, §5.1).
+"""Token cache and the refresh / re-authenticate policies (docs/api.md, "Error texts").
 
 A :class:`TokenCache` holds one token for one identity (a member of a trustchain, or a device)
 and runs jobs with it. Before the job, the policy decides where the token comes from:
@@ -27,16 +27,18 @@ from collections.abc import Awaitable, Callable
 from enum import Enum, StrEnum
 from typing import TypeVar
 
+from ..protocol import wire
 from .api import JWT
 from .errors import LedgerAPI4xx, TrustchainNotAllowed, TrustchainOutdated
 
 T = TypeVar("T")
 
-EXPIRED = "JWT is expired"
-REFRESHABLE = "/refresh"
-NO_PERMISSION = "JWT contains no permission"
-PATH_MISMATCH = "path does not match"
-NOT_A_MEMBER = ("Not a member of trustchain", "You are not member")
+# The texts are the protocol's (defined once for client and server in ledgersync.protocol.wire).
+EXPIRED = wire.JWT_EXPIRED
+REFRESHABLE = wire.REFRESH_HINT
+NO_PERMISSION = wire.JWT_NO_PERMISSION
+PATH_MISMATCH = wire.PATH_DOES_NOT_MATCH
+NOT_A_MEMBER = wire.NOT_A_MEMBER_TEXTS
 
 
 class AuthPolicy(StrEnum):

@@ -1,4 +1,4 @@
-"""``CloudSyncSDK``: pull, push and destroy one encrypted document (``ledger-sync-api.md`` §4).
+"""``CloudSyncSDK``: pull, push and destroy one encrypted document (docs/api.md, "Cloud Sync API").
 
 Payload wrapping: ``base64(encryptUserData(walletSyncEncryptionKey, zlib(UTF-8 JSON)))``; on
 reading, gzip, zlib and raw deflate are all accepted (:mod:`ledgersync.protocol.userdata`).

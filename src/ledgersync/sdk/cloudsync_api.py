@@ -1,4 +1,4 @@
-"""HTTP client of the Cloud Sync API, ``ledger-sync-api.md`` §4.1.
+"""HTTP client of the Cloud Sync API (docs/api.md, "Cloud Sync API").
 
 One document per (slug, trustchain id, application path), with a version counter. Answers are
 checked against the documented discriminated unions on ``status``; anything else raises
@@ -73,7 +73,7 @@ class CloudSyncAPI:
     def __init__(self, base_url: str, slug: str = "live", options: HTTPOptions | None = None):
         self.slug = slug
         self._path = f"/atomic/v1/{quote(slug, safe='')}"
-        self._http = JSONClient(base_url, options)
+        self._http = JSONClient(base_url, options, what="Cloud Sync API base URL")
 
     @property
     def base_url(self) -> str:

@@ -1,7 +1,7 @@
 """The SDK's use of a Ledger Sync device, and the boundary where device errors are mapped.
 
 The SDK asks four things of a :class:`~ledgersync.device.interface.Device`
-(``ledger-sync-api.md`` §5.2, §5.6): a login (the user confirms), the root ``[Seed]`` block,
+(docs/api.md, "SDK flows"): a login (the user confirms), the root ``[Seed]`` block,
 sharing an application stream with a member (``[Derive, AddMember, PublishKey]`` when the
 stream does not exist yet, ``[AddMember, PublishKey]`` appended to it otherwise; the user
 confirms the AddMember) and ``[CloseStream]`` (the user confirms).

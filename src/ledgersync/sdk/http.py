@@ -1,6 +1,10 @@
 """The HTTP plumbing shared by the Key Ring and Cloud Sync clients.
 
-Rules (``ledger-sync-api.md`` §2.1):
+Rules (docs/api.md, "Conventions"):
+
+* a base URL is ``http(s)://host[:port][/prefix]``, checked when a client is built: the
+  server's root, or the prefix a reverse proxy serves it under, never ending in the ``/v1``
+  or ``/atomic/v1`` that the clients add to every path (:func:`check_base_url`);
 
 * a 4xx becomes :class:`LedgerAPI4xx` whose message is the body's ``message`` (falling back to
   ``error_message``, ``error``, ``msg``, then the raw text): the SDK's error handling matches
@@ -16,14 +20,61 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 
-from .errors import InvalidResponse, LedgerAPI4xx, LedgerAPI5xx, NetworkError
+from .errors import InvalidArgument, InvalidResponse, LedgerAPI4xx, LedgerAPI5xx, NetworkError
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_GET_RETRIES = 2
 CLIENT_VERSION_HEADER = "X-Ledger-Client-Version"
+
+#: The form of a base URL, as the errors that refuse one say it.
+BASE_URL_FORM = "http(s)://host[:port][/prefix]"
+#: Path endings the clients add themselves (Cloud Sync's first: it also ends in ``/v1``).
+API_PATHS = ("/atomic/v1", "/v1")
+
+
+def check_base_url(url: str, what: str = "base URL") -> str:
+    """``url`` as the clients use it (scheme in lower case, no trailing slash), or
+    :class:`InvalidArgument` saying what is wrong and what is expected.
+
+    ``what`` names the URL in the message (``"Key Ring API base URL"``).
+    """
+    if not isinstance(url, str):
+        raise InvalidArgument(f"the {what} must be a string like http://localhost:8080")
+    given, url = url, url.strip()
+
+    def refuse(reason: str) -> InvalidArgument:
+        return InvalidArgument(
+            f"the {what} {given!r} {reason}; expected {BASE_URL_FORM}, "
+            "for example http://localhost:8080"
+        )
+
+    if any(char.isspace() for char in url):
+        raise refuse("contains spaces")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not url[len(parts.scheme) :].startswith("://"):
+        raise refuse("has no http:// or https:// scheme")
+    if not parts.hostname:
+        raise refuse("has no host")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise refuse("has a bad port") from None
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise refuse("has a query or a fragment")
+    url = parts.scheme + url[len(parts.scheme) :].rstrip("/")
+    path = parts.path.rstrip("/").lower()
+    for suffix in API_PATHS:
+        if path.endswith(suffix):
+            fixed = url[: len(url) - len(suffix)]
+            raise InvalidArgument(
+                f"the {what} {given!r} ends in {suffix}, which the SDK adds itself: use "
+                f"{fixed!r} instead (expected {BASE_URL_FORM})"
+            )
+    return url
 
 
 def error_message(response: httpx2.Response) -> str:
@@ -56,10 +107,12 @@ class HTTPOptions:
 class JSONClient:
     """An ``httpx2.AsyncClient`` that speaks JSON and raises the SDK's typed errors."""
 
-    def __init__(self, base_url: str, options: HTTPOptions | None = None) -> None:
+    def __init__(
+        self, base_url: str, options: HTTPOptions | None = None, *, what: str = "base URL"
+    ) -> None:
+        self.base_url = check_base_url(base_url, what)
         options = options or HTTPOptions()
         headers = {CLIENT_VERSION_HEADER: options.client_version} if options.client_version else {}
-        self.base_url = base_url.rstrip("/")
         self.get_retries = options.get_retries
         self._client = httpx2.AsyncClient(
             base_url=self.base_url,

@@ -1,4 +1,6 @@
-"""The Cloud Sync notifications websocket (``ledger-sync-api.md`` §4.3), as an async iterator.
+"""The Cloud Sync notifications websocket, as an async iterator.
+
+See docs/api.md, "Notifications websocket".
 
 Protocol: on open the client sends its raw access token as a text frame; the server then
 sends ``ping`` (answer ``pong``), ``JWT expired`` (send a fresh token), or a decimal version
@@ -22,15 +24,16 @@ from types import TracebackType
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from ..protocol import wire
 from .auth import NO_PERMISSION
 from .errors import NetworkError, TrustchainNotAllowed
 
 log = logging.getLogger(__name__)
 
-PING = "ping"
-PONG = "pong"
-JWT_EXPIRED = "JWT expired"
-CLOSE_POLICY = 1008
+PING = wire.NOTIFY_PING
+PONG = wire.NOTIFY_PONG
+JWT_EXPIRED = wire.NOTIFY_JWT_EXPIRED
+CLOSE_POLICY = wire.CLOSE_POLICY
 
 _END = object()
 

@@ -1,4 +1,4 @@
-"""QR-code pairing, host and candidate (``ledger-sync-api.md`` §6, ``lkrp-protocol.md`` App. A).
+"""QR-code pairing, host and candidate (docs/protocol.md, "QR pairing messages").
 
 Same frames, crypto and 3-digit check as Ledger Live, so a Python instance pairs with a Ledger
 Live instance through any compatible relay, in either role:
@@ -12,10 +12,13 @@ Live instance through any compatible relay, in either role:
    (``TrustchainShareCredential`` / ``TrustchainRequestCredential`` /
    ``TrustchainAddedMember``).
 
-Stricter than Ledger's code, and still compatible with it: credentials are only exchanged after
-the digits were checked (Ledger's host would accept a ``TrustchainShareCredential`` right
-after ``InitiateHandshake``, bypassing the check), the session key cannot be changed once set,
-and frames the relay would echo back (our own publisher) are ignored.
+The protocol itself (which message may come when, the peer binding, the session key and the
+digit check) is the sans-I/O :class:`~ledgersync.protocol.pairing.PairingSession`; this module
+only moves its frames over the websocket and runs the callbacks (display, typing, adding a
+member). Strict as Ledger's newest pairing (ledger-live ``qrcode/protocol.ts`` @e8434eb2):
+the first peer is bound for the session, duplicate, out-of-order or foreign messages raise
+:class:`QRCodeProtocolError`, credentials are only exchanged after the digits were checked,
+and frames the relay echoes back (our own publisher) are ignored.
 """
 
 from __future__ import annotations
@@ -32,9 +35,8 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from ..protocol import qr
-from ..protocol.crypto import KeyPair, Random
-from ..protocol.errors import CryptoError, ProtocolError
+from ..protocol import pairing, qr
+from ..protocol.crypto import Random
 from ..protocol.permissions import OWNER
 from .credentials import MemberCredentials, Trustchain, TrustchainMember
 from .errors import (
@@ -50,11 +52,11 @@ from .errors import (
     ScannedOldImportQrCode,
     TrustchainAlreadyInitialized,
 )
+from .http import check_base_url
 from .trustchain import TrustchainSDK
 
 log = logging.getLogger(__name__)
 
-M = qr.MessageType
 AddMember = Callable[[TrustchainMember], Awaitable[Trustchain]]
 
 
@@ -85,25 +87,22 @@ def failure_error(payload: dict[str, Any]) -> LedgerSyncError:
 
 
 class _Pairing:
-    """One side of a pairing session: the socket, the keys and the common message handling."""
+    """One side of a pairing session: moves frames between the socket and the sans-I/O
+    :class:`~ledgersync.protocol.pairing.PairingSession`, and runs the callbacks."""
 
     def __init__(
         self,
+        session: pairing.PairingSession,
         credentials: MemberCredentials,
         member_name: str,
         add_member: AddMember,
         initial_trustchain_id: str | None,
-        random: Random,
     ) -> None:
+        self.session = session
         self.credentials = credentials
         self.member_name = member_name
         self.add_member = add_member
         self.initial_trustchain_id = initial_trustchain_id
-        self.random = random
-        self.ephemeral = KeyPair.generate(random)
-        self.publisher = self.ephemeral.public_key.hex()
-        self.cipher: qr.SessionCipher | None = None
-        self.verified = False
         self.ws: ClientConnection | None = None
         self.started = time.monotonic()
 
@@ -113,106 +112,83 @@ class _Pairing:
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             raise NetworkError(f"cannot open the pairing socket {url}: {exc}", url=url) from exc
 
-    async def send(self, message: qr.MessageType, payload: dict[str, Any]) -> None:
+    def frame(self, event: pairing.Event) -> str:
+        """The frame for ``event``, if the protocol allows sending it now."""
+        try:
+            return self.session.send(event)
+        except pairing.PairingProtocolError as exc:
+            raise QRCodeProtocolError(exc.kind, str(exc)) from exc
+
+    async def write(self, frame: str) -> None:
         assert self.ws is not None
-        frame = qr.Message(self.publisher, message.value, payload).encode()
         try:
             await self.ws.send(frame)
         except ConnectionClosed as exc:
             raise QRCodeWSClosed(time=time.monotonic() - self.started) from exc
 
-    async def send_encrypted(self, message: qr.MessageType, payload: dict[str, Any]) -> None:
-        await self.send(message, self._cipher().encrypt_payload(payload, self.random))
+    async def send(self, event: pairing.Event) -> None:
+        await self.write(self.frame(event))
 
     async def fail(self, kind: qr.FailureType, message: str) -> None:
-        await self.send(M.FAILURE, {"type": kind.value, "message": message})
+        await self.send(pairing.Failure(kind.value, message))
 
-    def _cipher(self) -> qr.SessionCipher:
-        if self.cipher is None:
-            raise QRCodeProtocolError("UNEXPECTED_MESSAGE", "no session key: handshake missing")
-        return self.cipher
-
-    def decrypt(self, message: qr.Message) -> dict[str, Any]:
-        try:
-            return self._cipher().decrypt_message(message)
-        except qr.QRDecryptionError as exc:
-            raise InvalidEncryptionKeyError("data can't be decrypted") from exc
-        except ProtocolError as exc:
-            raise QRCodeProtocolError("INVALID_MESSAGE", str(exc)) from exc
-
-    def _require_verified(self, message: qr.Message) -> None:
-        if not self.verified:
-            raise QRCodeProtocolError(
-                "UNEXPECTED_MESSAGE", f"{message.message} before the digits were checked"
-            )
-
-    async def messages(self) -> AsyncGenerator[qr.Message, None]:
-        """Parsed frames from the peer until the socket closes."""
+    async def events(self) -> AsyncGenerator[pairing.Event, None]:
+        """The peer's messages, checked and decrypted by the session, until the socket closes."""
         assert self.ws is not None
         try:
             async for frame in self.ws:
                 try:
-                    message = qr.parse_message(frame)
-                except qr.QRFrameError as exc:
-                    raise QRCodeProtocolError("INVALID_MESSAGE", str(exc)) from exc
-                if message.publisher == self.publisher:
-                    continue  # a relay echoing our own frame
-                yield message
+                    event = self.session.receive(frame)
+                except qr.QRDecryptionError as exc:
+                    raise InvalidEncryptionKeyError("data can't be decrypted") from exc
+                except pairing.PairingProtocolError as exc:
+                    raise QRCodeProtocolError(exc.kind, str(exc)) from exc
+                if event is not None:
+                    yield event
         except ConnectionClosed:
             pass
         raise QRCodeWSClosed(time=time.monotonic() - self.started)
 
-    async def common(self, message: qr.Message) -> tuple[bool, Trustchain | None]:
-        """Messages both roles handle; returns (finished, trustchain received)."""
-        kind = message.message
-        if kind == M.TRUSTCHAIN_SHARE_CREDENTIAL:
-            self._require_verified(message)
+    def own_credential(self) -> pairing.ShareCredential:
+        return pairing.ShareCredential(self.credentials.pubkey, self.member_name)
+
+    async def common(self, event: pairing.Event) -> tuple[bool, Trustchain | None]:
+        """The credential exchange, the same for both roles; returns (finished, trustchain
+        received)."""
+        if isinstance(event, pairing.ShareCredential):
             if not self.initial_trustchain_id:
                 await self.fail(
                     qr.FailureType.UNEXPECTED_SHARE_CREDENTIAL, "unexpected share credential"
                 )
                 raise NoTrustchainInitialized("unexpected share credential")
-            body = self.decrypt(message)
             try:
-                member = TrustchainMember.from_json({**body, "permissions": OWNER})
+                member = TrustchainMember.from_json(
+                    {"id": event.id, "name": event.name, "permissions": OWNER}
+                )
             except InvalidArgument as exc:
                 raise QRCodeProtocolError("INVALID_MESSAGE", f"shared credential: {exc}") from exc
             trustchain = await self.add_member(member)
-            await self.send_encrypted(
-                M.TRUSTCHAIN_ADDED_MEMBER, {"trustchain": trustchain.to_json()}
-            )
+            await self.send(pairing.AddedMember(trustchain.to_json()))
             return True, None
-        if kind == M.TRUSTCHAIN_REQUEST_CREDENTIAL:
-            self._require_verified(message)
+        if isinstance(event, pairing.RequestCredential):
             if self.initial_trustchain_id:
                 await self.fail(
                     qr.FailureType.UNEXPECTED_REQUEST_CREDENTIAL, self.initial_trustchain_id
                 )
                 raise TrustchainAlreadyInitialized(self.initial_trustchain_id)
-            await self.send_encrypted(
-                M.TRUSTCHAIN_SHARE_CREDENTIAL,
-                {"id": self.credentials.pubkey, "name": self.member_name},
-            )
+            await self.send(self.own_credential())
             return False, None
-        if kind == M.TRUSTCHAIN_ADDED_MEMBER:
-            self._require_verified(message)
-            body = self.decrypt(message)
+        if isinstance(event, pairing.AddedMember):
             try:
-                return True, Trustchain.from_json(body.get("trustchain"))
+                return True, Trustchain.from_json(event.trustchain)
             except InvalidArgument as exc:
                 raise QRCodeProtocolError("INVALID_MESSAGE", f"trustchain: {exc}") from exc
-        if kind == M.FAILURE:
-            raise failure_error(message.payload)
-        if kind in (
-            M.HANDSHAKE_CHALLENGE,
-            M.HANDSHAKE_COMPLETION_SUCCEEDED,
-            M.INITIATE_HANDSHAKE,
-            M.COMPLETE_HANDSHAKE_CHALLENGE,
-        ):
-            return False, None
-        raise QRCodeProtocolError("UNEXPECTED_MESSAGE", f"unexpected message {kind!r}")
+        if isinstance(event, pairing.Failure):
+            raise failure_error({"type": event.type, "message": event.message})
+        return False, None
 
     async def close(self) -> None:
+        self.session.abort()
         if self.ws is not None:
             await self.ws.close()
 
@@ -233,46 +209,35 @@ async def create_qr_code_host_instance(
     Returns the trustchain the candidate added us to, or None when we added the candidate
     to ours (``initial_trustchain_id`` set). The display callbacks may be coroutines.
     """
-    pairing = _Pairing(member_credentials, member_name, add_member, initial_trustchain_id, random)
-    url = qr.pairing_url(trustchain_api_base_url, pairing.ephemeral.public_key)
-    await pairing.open(url)
-    expected: str | None = None
+    base_url = check_base_url(trustchain_api_base_url, "Key Ring API base URL")
+    session = pairing.PairingSession.host(random=random)
+    side = _Pairing(session, member_credentials, member_name, add_member, initial_trustchain_id)
+    url = qr.pairing_url(base_url, session.public_key)
+    await side.open(url)
     try:
         await _maybe_await(on_display_qr_code(url))
-        async with aclosing(pairing.messages()) as messages:
-            async for message in messages:
-                if message.message == M.INITIATE_HANDSHAKE:
-                    if pairing.cipher is not None:
-                        raise QRCodeProtocolError("UNEXPECTED_MESSAGE", "a second handshake")
-                    peer = message.payload.get("ephemeral_public_key")
-                    try:
-                        pairing.cipher = qr.SessionCipher.from_ecdh(
-                            pairing.ephemeral.private_key, bytes.fromhex(str(peer))
-                        )
-                    except (ValueError, CryptoError) as exc:
-                        raise QRCodeProtocolError(
-                            "INVALID_MESSAGE", "the candidate's ephemeral key is invalid"
-                        ) from exc
-                    expected = qr.random_digits(qr.DIGITS_COUNT, random)
-                    await _maybe_await(on_display_digits(expected))
-                    await pairing.send_encrypted(
-                        M.HANDSHAKE_CHALLENGE, {"digits": qr.DIGITS_COUNT, "connected": False}
-                    )
-                elif message.message == M.COMPLETE_HANDSHAKE_CHALLENGE:
-                    digits = pairing.decrypt(message).get("digits")
-                    if pairing.verified or expected is None or digits != expected:
-                        await pairing.fail(
+        async with aclosing(side.events()) as events:
+            async for event in events:
+                if isinstance(event, pairing.InitiateHandshake):
+                    challenge = pairing.HandshakeChallenge(qr.DIGITS_COUNT, connected=False)
+                    frame = side.frame(challenge)  # the session draws the digits
+                    assert session.digits is not None
+                    await _maybe_await(on_display_digits(session.digits))
+                    await side.write(frame)
+                elif isinstance(event, pairing.CompleteHandshakeChallenge):
+                    if not event.correct:
+                        await side.fail(
                             qr.FailureType.HANDSHAKE_COMPLETION_FAILED, "invalid digits"
                         )
                         raise InvalidDigitsError("invalid digits")
-                    pairing.verified = True
-                    await pairing.send_encrypted(M.HANDSHAKE_COMPLETION_SUCCEEDED, {})
-                finished, trustchain = await pairing.common(message)
-                if finished:
-                    return trustchain
+                    await side.send(pairing.HandshakeCompletionSucceeded())
+                else:
+                    finished, trustchain = await side.common(event)
+                    if finished:
+                        return trustchain
     finally:
-        await pairing.close()
-    raise AssertionError("unreachable")  # pragma: no cover - messages() raises on close
+        await side.close()
+    raise AssertionError("unreachable")  # pragma: no cover - events() raises on close
 
 
 async def create_qr_code_candidate_instance(
@@ -296,37 +261,29 @@ async def create_qr_code_candidate_instance(
         if exc.legacy_import:
             raise ScannedOldImportQrCode(str(exc)) from exc
         raise ScannedInvalidQrCode(str(exc)) from exc
-    pairing = _Pairing(member_credentials, member_name, add_member, initial_trustchain_id, random)
-    pairing.cipher = qr.SessionCipher.from_ecdh(pairing.ephemeral.private_key, host_key)
-    await pairing.open(scanned_url)
+    session = pairing.PairingSession.candidate(host_key, random=random)
+    side = _Pairing(session, member_credentials, member_name, add_member, initial_trustchain_id)
+    await side.open(scanned_url)
     try:
-        await pairing.send(M.INITIATE_HANDSHAKE, {"ephemeral_public_key": pairing.publisher})
-        async with aclosing(pairing.messages()) as messages:
-            async for message in messages:
-                if message.message == M.HANDSHAKE_CHALLENGE:
-                    body = pairing.decrypt(message)
-                    count = body.get("digits", qr.DIGITS_COUNT)
-                    if not isinstance(count, int) or isinstance(count, bool):
-                        raise QRCodeProtocolError("INVALID_MESSAGE", "digits must be an integer")
-                    request = DigitsRequest(count, bool(body.get("connected")))
+        await side.send(pairing.InitiateHandshake(session.public_key))
+        async with aclosing(side.events()) as events:
+            async for event in events:
+                if isinstance(event, pairing.HandshakeChallenge):
+                    request = DigitsRequest(event.digits, event.connected)
                     digits = await _maybe_await(on_request_qr_code_input(request))
-                    await pairing.send_encrypted(M.COMPLETE_HANDSHAKE_CHALLENGE, {"digits": digits})
-                elif message.message == M.HANDSHAKE_COMPLETION_SUCCEEDED:
-                    pairing.decrypt(message)  # proves the host holds the session key
-                    pairing.verified = True
+                    await side.send(pairing.CompleteHandshakeChallenge(str(digits)))
+                elif isinstance(event, pairing.HandshakeCompletionSucceeded):
                     if initial_trustchain_id:
-                        await pairing.send_encrypted(M.TRUSTCHAIN_REQUEST_CREDENTIAL, {})
+                        await side.send(pairing.RequestCredential())
                     else:
-                        await pairing.send_encrypted(
-                            M.TRUSTCHAIN_SHARE_CREDENTIAL,
-                            {"id": member_credentials.pubkey, "name": member_name},
-                        )
-                finished, trustchain = await pairing.common(message)
-                if finished:
-                    return trustchain
+                        await side.send(side.own_credential())
+                else:
+                    finished, trustchain = await side.common(event)
+                    if finished:
+                        return trustchain
     finally:
-        await pairing.close()
-    raise AssertionError("unreachable")  # pragma: no cover - messages() raises on close
+        await side.close()
+    raise AssertionError("unreachable")  # pragma: no cover - events() raises on close
 
 
 # --- with a TrustchainSDK -------------------------------------------------------------------

@@ -95,6 +95,9 @@ class SyncTrustchainSDK:
     def destroy_trustchain(self, trustchain: Trustchain, credentials: MemberCredentials) -> None:
         self.run(self.sdk.destroy_trustchain(trustchain, credentials))
 
+    def destroy_application(self, trustchain: Trustchain, credentials: MemberCredentials) -> bool:
+        return self.run(self.sdk.destroy_application(trustchain, credentials))
+
     def encrypt_user_data(self, trustchain: Trustchain, data: bytes) -> bytes:
         return self.sdk.encrypt_user_data(trustchain, data)
 

@@ -1,4 +1,4 @@
-"""``TrustchainSDK``: Ledger Live's trustchain flows (``ledger-sync-api.md`` §5), asyncio.
+"""``TrustchainSDK``: Ledger Live's trustchain flows (docs/api.md, "SDK flows"), asyncio.
 
 Every flow reads the tree from the server, resolves it locally with every protocol rule
 (the server's JSON keys are ignored: streams are placed by their own first command), builds
@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ..device.interface import Device
-from ..protocol import userdata
+from ..protocol import userdata, wire
 from ..protocol.block import Block
-from ..protocol.builders import add_member_block
+from ..protocol.builders import add_member_block, close_stream_block
 from ..protocol.challenge import Challenge, device_authentication, member_authentication
 from ..protocol.crypto import Random
 from ..protocol.errors import ProtocolError
@@ -372,7 +372,7 @@ class TrustchainSDK:
             for member in self._newest_stream(tree).added_members
         ]
         if not any(member.id == credentials.pubkey for member in members):
-            raise TrustchainEjected("Not a member of trustchain")
+            raise TrustchainEjected(wire.NOT_A_MEMBER)
         return members
 
     async def add_member(
@@ -501,6 +501,52 @@ class TrustchainSDK:
             lambda jwt: self.api.delete_trustchain(jwt, trustchain.root_id),
         )
         self.invalidate_jwt()
+
+    async def destroy_application(
+        self, trustchain: Trustchain, credentials: MemberCredentials
+    ) -> bool:
+        """Turn this application off in the trustchain; True if the whole trustchain went.
+
+        As Ledger's newer SDK (``destroyApplication``): when another application's stream
+        stays open (for example the wallet CLI's application 17), only this application's
+        current stream is closed, with a CloseStream signed by this member's own key (no
+        device), and the root and the other applications are kept; the stream's members then
+        get :class:`TrustchainEjected`, and activating the application again derives the next
+        index. When no other application is open the trustchain is deleted
+        (:meth:`destroy_trustchain`). An application already closed is left as it is (False):
+        also when this member can no longer log in because it belongs to no open stream.
+        """
+        self.invalidate_jwt()
+
+        async def fetch(jwt: JWT) -> StreamTree:
+            return await self._fetch_tree(jwt, trustchain.root_id)
+
+        try:
+            tree = await self.with_auth(
+                trustchain, credentials, fetch, AuthPolicy.REFRESH, ignore_permissions_checks=True
+            )
+        except TrustchainEjected:
+            return False  # in no open stream any more: nothing of ours is left to close
+        stream = self._newest_stream(tree)
+        if stream.closed:
+            return False
+        if not tree.has_another_open_application(self.application_id):
+            await self.destroy_trustchain(trustchain, credentials)
+            return True
+        if not stream.is_member(credentials.public_key):
+            raise TrustchainEjected(f"not a member of {stream.path_text}")
+        block = close_stream_block(credentials.key_pair, stream.last_hash)
+        _extend(tree, stream.path, [block])
+        closing = [block.encode()]
+        await self.with_auth(
+            trustchain,
+            credentials,
+            lambda jwt: self.api.put_commands(jwt, trustchain.root_id, stream.path_text, closing),
+            AuthPolicy.REFRESH,
+            ignore_permissions_checks=True,
+        )
+        self.invalidate_jwt()
+        return False
 
     # --- user data --------------------------------------------------------------------------
 

@@ -17,7 +17,10 @@ shared services on ``app.state``:
   task of the lifespan).
 
 Errors are mapped in one place: :class:`~ledgersync.server.errors.ApiError` becomes its JSON
-body, unknown routes a JSON 404, anything unexpected a JSON 500 without details.
+body, unknown routes a JSON 404, anything unexpected a JSON 500 without details. A client
+that goes away before its request body has arrived (Starlette's ``ClientDisconnect``) is no
+server error: it is logged at info and counted with status 499 (nginx's "client closed
+request"); nothing can be answered to it.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from .broker import Broker, PostgresBroker, open_broker
@@ -46,10 +49,13 @@ from .keys import load_or_create_keys
 from .metrics import Metrics
 from .observability import RequestObserver
 from .routes import routes
-from .storage import RelaySeatStore, Storage, open_storage
+from .storage import DocumentKey, RelaySeatStore, Storage, open_storage
 from .tokens import TokenService
 
 log = logging.getLogger("ledgersync.server")
+
+#: The status recorded for a request whose client disconnected before it was read (nginx).
+CLIENT_CLOSED_REQUEST = 499
 
 
 def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlette:
@@ -67,6 +73,19 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
             clock=clock,
         )
         broker = await open_broker(config.database)
+        cloudsync = CloudSync.build(
+            config,
+            store=storage.documents,
+            tokens=tokens,
+            broker=broker,
+            clock=clock,
+            metrics=metrics,
+        )
+
+        def documents_retired(trustchain_id: str, path: str, slugs: list[str]) -> None:
+            for slug in slugs:  # deleted with their closed stream: version 0, as a DELETE
+                cloudsync.hub.publish(DocumentKey(slug, trustchain_id, path), 0)
+
         keyring = KeyRing.build(
             config,
             store=storage.keyring,
@@ -75,14 +94,7 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
             clock=clock,
             metrics=metrics,
             shared_rooms=shared_rooms(config, broker, storage, clock),
-        )
-        cloudsync = CloudSync.build(
-            config,
-            store=storage.documents,
-            tokens=tokens,
-            broker=broker,
-            clock=clock,
-            metrics=metrics,
+            documents_retired=documents_retired,
         )
         notification_timer = asyncio.create_task(cloudsync.hub.run(), name="cloudsync-timer")
         app.state.storage = storage
@@ -122,6 +134,10 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
         body = error_body(exc.status_code, cause, clock())
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
+    def client_gone(request: Request, exc: Exception) -> Response:
+        log.info("the client left before its request body was received")
+        return Response(status_code=CLIENT_CLOSED_REQUEST)  # for the logs and metrics only
+
     def server_error(request: Request, exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc)
         return JSONResponse(error_body(500, "internal error", clock()), status_code=500)
@@ -134,6 +150,7 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
         exception_handlers={
             ApiError: api_error,
             HTTPException: http_error,
+            ClientDisconnect: client_gone,
             Exception: server_error,
         },
         lifespan=lifespan,

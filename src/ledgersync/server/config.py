@@ -57,6 +57,17 @@ class ServerConfig:
     #: Per-client token bucket on ``/v1/challenge`` and ``/v1/authenticate``.
     rate_limit_per_minute: int = 60
     rate_limit_burst: int = 20
+    #: Connections (see :mod:`ledgersync.server.transport`): open at once in total and per
+    #: client address (an IPv6 client is its /64; trusted proxies are exempt), request line
+    #: and headers in bytes (431 beyond), seconds to receive a request's headers once its
+    #: first byte came and its body once the headers came (408), and seconds an idle
+    #: connection (before its first request or between two) is kept open.
+    max_connections: int = 10_000
+    max_connections_per_client: int = 256
+    max_header_bytes: int = 16 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keep_alive_timeout: float = 5.0
     #: Bounds on what a client may send.
     max_body_bytes: int = 1 << 20
     max_blocks_per_request: int = 64
@@ -90,6 +101,12 @@ class ServerConfig:
             "challenge_ttl",
             "rate_limit_per_minute",
             "rate_limit_burst",
+            "max_connections",
+            "max_connections_per_client",
+            "max_header_bytes",
+            "header_timeout",
+            "body_timeout",
+            "keep_alive_timeout",
             "max_body_bytes",
             "max_blocks_per_request",
             "max_stream_blocks",
@@ -199,6 +216,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "prod_attestation_only": parse_bool,
     "rate_limit_per_minute": int,
     "rate_limit_burst": int,
+    "max_connections": int,
+    "max_connections_per_client": int,
+    "max_header_bytes": int,
+    "header_timeout": float,
+    "body_timeout": float,
+    "keep_alive_timeout": float,
     "max_body_bytes": int,
     "max_blocks_per_request": int,
     "max_stream_blocks": int,

@@ -41,7 +41,10 @@ async def read_json(request: Request, limit: int) -> Any:
     body = await read_body(request, limit)
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    # ValueError covers every way the parser refuses its input: bad UTF-8 and bad syntax
+    # (both subclasses), and also integers beyond Python's int-string limit (4,300 digits),
+    # which json.loads raises as a plain ValueError.
+    except (ValueError, RecursionError) as exc:
         raise BadRequest("the request body is not valid JSON") from exc
 
 

@@ -49,6 +49,19 @@ class Metrics:
             ["rule"],
             registry=self.registry,
         )
+        self.connections_open = Gauge(
+            "ledgersync_connections_open",
+            "Open client connections (HTTP and websockets) of this process",
+            registry=self.registry,
+        )
+        self.connections_closed = Counter(
+            "ledgersync_connections_closed",
+            "Connections closed or refused by the server's bounds, by reason (idle,"
+            " header_timeout, body_timeout, headers_too_large, evicted_idle, refused_limit,"
+            " refused_per_client)",
+            ["reason"],
+            registry=self.registry,
+        )
         self.qr_rooms = Gauge(
             "ledgersync_qr_rooms", "Open QR-pairing relay rooms", registry=self.registry
         )

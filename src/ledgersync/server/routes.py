@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from . import status
+from . import openapi, status
 from .cloudsync import handlers as cloudsync
 from .config import ServerConfig
 from .keyring import handlers as keyring
@@ -17,6 +17,7 @@ from .keyring import handlers as keyring
 def routes(config: ServerConfig) -> list[BaseRoute]:
     table: list[BaseRoute] = [
         Route("/_info", status.info, methods=["GET"]),
+        Route("/openapi.json", openapi.openapi, methods=["GET"]),
         # Key Ring API (trustchain backend)
         Route("/v1/challenge", keyring.get_challenge, methods=["GET"]),
         Route("/v1/authenticate", keyring.post_authenticate, methods=["POST"]),

@@ -1,11 +1,16 @@
 """Running the server with uvicorn (``ledgersync serve``), and the transport settings that go
-with the app: websockets through the ``websockets`` library with the configured frame limit,
-no access log (it would log client addresses), proxy headers only from configured proxies."""
+with the app: HTTP through httptools and websockets through the ``websockets`` library, both
+bounded by :mod:`~ledgersync.server.transport` (header size, header and body deadlines, idle
+connections, connection limits) with the configured frame limit; no access log (it would
+log client addresses), proxy headers only from configured proxies. ``run`` raises the soft
+open-files limit to the hard one first."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -14,16 +19,26 @@ from .app import create_app
 from .config import ServerConfig
 from .keys import load_or_create_keys
 from .logs import configure_logging
+from .metrics import Metrics
 from .storage import open_storage
+from .transport import protocol_classes, raise_open_files_limit
+
+log = logging.getLogger("ledgersync.server")
 
 
 def uvicorn_config(config: ServerConfig, app: ASGIApp) -> uvicorn.Config:
+    metrics = getattr(getattr(app, "state", None), "metrics", None)
+    http, websocket = protocol_classes(config, metrics if isinstance(metrics, Metrics) else None)
     return uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
-        ws="websockets-sansio",
+        http=http,
+        ws=websocket,
         ws_max_size=config.ws_max_frame_bytes,
+        # uvicorn's own keep-alive timer (after a response, reset by any byte); the transport
+        # layer's idle deadline is the one that holds.
+        timeout_keep_alive=max(1, math.ceil(config.keep_alive_timeout)),
         access_log=False,
         log_config=None,
         proxy_headers=bool(config.forwarded_allow_ips),
@@ -51,6 +66,8 @@ def run(config: ServerConfig) -> None:
     traceback uvicorn prints for a failed application startup.
     """
     configure_logging(config.log_level)
+    soft, hard = raise_open_files_limit()
+    log.info("open-files limit", extra={"soft": soft, "hard": hard})
     try:
         asyncio.run(_preflight(config))
     except Exception as exc:  # any cause: the message is what the operator needs

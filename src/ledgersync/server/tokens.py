@@ -12,10 +12,19 @@ refresh window says ``JWT is expired, please call /refresh …``; past the windo
 PyJWT's, so tests can move time.
 
 The Cloud Sync API verifies the same tokens with ``audience=CLOUD_SYNC_AUDIENCE``.
+
+One token, one string: an ECDSA signature ``(r, s)`` is also valid as ``(r, n - s)``, and a
+base64url decoder ignores the spare bits of a segment's last character, so a token could be
+rewritten into other strings with the same claims (each then cached and logged as another
+token). Tokens are therefore issued with the low ``s`` (``s <= n / 2``, as the challenge
+signatures are) and only their canonical encoding is accepted: each segment must be the
+unpadded base64url of its bytes, and the signature's ``s`` the low one.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +44,10 @@ AUDIENCES = [CLOUD_SYNC_AUDIENCE, TRUSTCHAIN_AUDIENCE]
 OWNER = "owner"
 
 Permissions = dict[str, dict[str, list[str]]]
+
+#: The order of P-256; ES256 signatures are ``r || s``, 32 bytes each.
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_HALF_ORDER = _P256_ORDER // 2
 
 
 class TokenError(Exception):
@@ -109,7 +122,8 @@ class TokenService:
             "device": device,
             "refreshExpiration": format_time(refresh_expiration),
         }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"typ": "JWT"})
+        token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"typ": "JWT"})
+        return _low_s(token)
 
     def verify(
         self, token: str, *, audience: str = TRUSTCHAIN_AUDIENCE, for_refresh: bool = False
@@ -120,6 +134,7 @@ class TokenService:
         is open (that is what ``GET /v1/refresh`` needs).
         """
         try:
+            _check_canonical(token)
             raw = jwt.decode(
                 token,
                 self._public_key,
@@ -142,6 +157,47 @@ class TokenService:
         if now >= claims.expires_at and not for_refresh:
             raise TokenError(JWT_EXPIRED_REFRESH)
         return claims
+
+
+def _b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _low_s(token: str) -> str:
+    """``token`` with its signature's ``s`` replaced by ``n - s`` if that is the lower one
+    (both verify: ECDSA signing may produce either)."""
+    signing_input, _, encoded = token.rpartition(".")
+    signature = _b64url_decode(encoded)
+    s = int.from_bytes(signature[32:], "big")
+    if s <= _HALF_ORDER:
+        return token
+    low = signature[:32] + (_P256_ORDER - s).to_bytes(32, "big")
+    return f"{signing_input}.{_b64url_encode(low)}"
+
+
+class _NotCanonical(ValueError):
+    pass
+
+
+def _check_canonical(token: str) -> None:
+    """Refuse any string but the one :meth:`TokenService.issue` would produce for these
+    bytes: three unpadded base64url segments in canonical form, a low-``s`` signature."""
+    segments = token.split(".")
+    if len(segments) != 3:
+        raise _NotCanonical("malformed token")
+    try:
+        decoded = [_b64url_decode(segment) for segment in segments]
+    except (binascii.Error, ValueError) as exc:
+        raise _NotCanonical("malformed token") from exc
+    if any(_b64url_encode(data) != text for data, text in zip(decoded, segments, strict=True)):
+        raise _NotCanonical("non-canonical encoding")
+    signature = decoded[2]
+    if len(signature) != 64 or int.from_bytes(signature[32:], "big") > _HALF_ORDER:
+        raise _NotCanonical("non-canonical signature")
 
 
 def _claims(raw: dict[str, Any]) -> TokenClaims:

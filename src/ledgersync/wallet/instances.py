@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 from ..device.privatefiles import make_private_directory, write_private_file
 from ..sdk import MemberCredentials, Trustchain
 from ..sdk.errors import InvalidArgument
+from ..sdk.http import check_base_url
 from .document import Document
 from .errors import (
     InstanceBusy,
@@ -71,7 +72,8 @@ def check_instance_name(name: str) -> str:
 
 
 def check_server_url(url: str) -> str:
-    """``http(s)://host[:port][/prefix]`` without a trailing slash."""
+    """``http(s)://host[:port][/prefix]`` without a trailing slash, as the SDK takes it (not
+    ending in the ``/v1`` the SDK adds: :func:`ledgersync.sdk.http.check_base_url`)."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InstanceError(f"{url!r} is not a server URL; give one like http://localhost:8080")
@@ -81,7 +83,10 @@ def check_server_url(url: str) -> str:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
         raise InstanceError(f"the server URL {url!r} has a bad port") from exc
-    return url.strip().rstrip("/")
+    try:
+        return check_base_url(url, "server URL")
+    except InvalidArgument as exc:
+        raise InstanceError(str(exc)) from None
 
 
 @dataclass(frozen=True)

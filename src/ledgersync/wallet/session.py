@@ -606,8 +606,9 @@ class Wallet:
             return member, new.application_path
 
     async def deactivate(self) -> None:
-        """Turn Ledger Sync off for every instance: delete the cloud document and the
-        trustchain on the server, then purge this instance."""
+        """Turn Ledger Sync off for every instance: delete the cloud document, then close
+        this application's stream (``destroy_application``: the trustchain itself is deleted
+        unless another application's stream stays open in it), then purge this instance."""
         async with self._locked() as locked:
             record = locked.read()
             trustchain, credentials = self._active(record)
@@ -615,7 +616,7 @@ class Wallet:
             with contextlib.suppress(InstancePurged):
                 try:
                     await self._call(None, cloud.destroy(trustchain, credentials))
-                    await self._call(None, sdk.destroy_trustchain(trustchain, credentials))
+                    await self._call(None, sdk.destroy_application(trustchain, credentials))
                 except SyncFailed as exc:
                     if not isinstance(exc.__cause__, sdk_errors.TrustchainOutdated):
                         raise

@@ -13,24 +13,44 @@ Version rules (``ledger-sync-api.md`` §4.2):
   and nothing is written. ``info`` records the writer's ``X-Ledger-Client-Version``.
 * ``DELETE``: removes the document (204, also when there was none); later reads say
   ``no-data``.
+* A closed stream's path (a key rotation retired it) holds nothing for anyone, whatever the
+  token's snapshot grants: closing the stream deleted its documents (and told subscribers
+  ``0``), so ``GET`` answers ``no-data`` (Ledger's clients holding data then drop it and
+  restore the trustchain: the reset they need before reading the new path, whose versions
+  start again); ``POST`` answers 401 ``path does not match`` (``TrustchainOutdated``:
+  restore), nothing written; ``DELETE`` too, except by a member of the application's open
+  stream (Ledger Live's rotation deletes the old document after closing the stream, with a
+  token taken before: nothing is left to delete). A removed member's unexpired token thus
+  reads, writes and deletes nothing there.
 
 Any slug (``[A-Za-z0-9._~-]{1,64}``) names an independent set of documents. ``id`` may be
 omitted (Ledger's newer clients send ``path`` only): see :mod:`.access`. Bounds: query values
 of at most :data:`MAX_QUERY_VALUE` characters, versions up to 2^53 - 1 (JavaScript's safe
-integers), payloads up to ``cloudsync_max_payload_bytes`` (413). The payload is opaque: any
-JSON string is stored and returned as sent.
+integers), payloads up to ``cloudsync_max_payload_bytes`` (413). The payload is opaque to the
+server but must be standard base64 (what every Ledger client sends: the encrypted blob
+encoded); anything else is a 400, on every backend (a lone surrogate or a NUL character
+could otherwise reach the database). It is stored and returned as sent.
 """
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import ApiError, BadRequest, NotFound, TooLarge, no_such_trustchain
-from ..storage import Document, DocumentKey, TrustchainDeleted
+from ..errors import (
+    PATH_DOES_NOT_MATCH,
+    ApiError,
+    BadRequest,
+    NotFound,
+    TooLarge,
+    Unauthorized,
+    no_such_trustchain,
+)
+from ..storage import Document, DocumentKey, StreamClosed, TrustchainDeleted
 from ..tokens import TokenClaims
 from .access import authorize
 from .context import CloudSync
@@ -89,9 +109,12 @@ def parse_payload(body: Any, limit: int) -> str:
     if not isinstance(body, dict) or not isinstance(body.get("payload"), str):
         raise BadRequest('the body must be a JSON object {"payload": "<base64 string>"}')
     payload: str = body["payload"]
-    size = len(payload) if payload.isascii() else len(payload.encode())
-    if size > limit:
+    if len(payload) > limit:  # base64 is ASCII: one character, one byte
         raise payload_too_large(limit)
+    try:  # strict: the standard alphabet, correct padding, nothing else (no line breaks)
+        binascii.a2b_base64(payload, strict_mode=True)
+    except ValueError as exc:  # binascii.Error, or a non-ASCII string
+        raise BadRequest("the payload must be a base64 string (standard alphabet, padded)") from exc
     return payload
 
 
@@ -124,6 +147,13 @@ def out_of_sync(document: Document) -> dict[str, Any]:
     return body
 
 
+def stream_closed(key: DocumentKey) -> ApiError:
+    return Unauthorized(
+        f"{PATH_DOES_NOT_MATCH}: {key.path} of trustchain {key.trustchain_id} is closed"
+        " (its key was rotated); restore the trustchain for its current path"
+    )
+
+
 def _key(claims: TokenClaims, query: DocumentQuery) -> DocumentKey:
     trustchain_id = authorize(claims, query.trustchain_id, query.path)
     return DocumentKey(query.slug, trustchain_id, query.path)
@@ -151,6 +181,8 @@ async def write(
         outcome = await cloud.store.write(key, document)
     except TrustchainDeleted as exc:
         raise NotFound(no_such_trustchain(key.trustchain_id)) from exc
+    except StreamClosed as exc:
+        raise stream_closed(key) from exc
     if outcome.accepted:  # committed: tell the subscribers
         cloud.metrics.cloudsync_writes.labels("updated").inc()
         cloud.hub.publish(key, document.version)
@@ -163,5 +195,9 @@ async def write(
 
 async def delete(cloud: CloudSync, claims: TokenClaims, query: DocumentQuery) -> None:
     key = _key(claims, query)
-    if await cloud.store.delete(key):
+    try:
+        deleted = await cloud.store.delete(key, requester=claims.subject_key)
+    except StreamClosed as exc:
+        raise stream_closed(key) from exc
+    if deleted:
         cloud.hub.publish(key, 0)

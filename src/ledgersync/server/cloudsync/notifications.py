@@ -17,6 +17,8 @@ frames:
   subscription resumes, starting again with the current versions. A socket without a valid
   token for ``cloudsync_auth_timeout`` seconds is closed (1008);
 * an invalid token, or one granting nothing, closes the socket (1008, the reason says why);
+  paths whose stream is closed (a key rotation retired them) are not listened to, and a token
+  granting only such paths closes the socket (1008, ``path does not match …``);
   binary frames close it with 1003, frames over :data:`MAX_CLIENT_FRAME` bytes with 1009.
 
 One coroutine per socket (the handler, waiting for the client's frames); pings, expiry and
@@ -37,7 +39,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..broker import CLOUDSYNC_CHANNEL, Broker
 from ..clock import Clock
-from ..errors import JWT_NO_PERMISSION
+from ..errors import JWT_NO_PERMISSION, PATH_DOES_NOT_MATCH
 from ..metrics import Metrics
 from ..storage import DocumentKey, DocumentStore
 from ..tokens import CLOUD_SYNC_AUDIENCE, TokenError, TokenService
@@ -208,10 +210,20 @@ class NotificationHub:
         subscriber.token_deadline = None
         subscriber.expired_tokens = 0
         # Subscribed first, then read: a write committed in between is sent at least once.
-        for slug, trustchain_id, path in subscriber.topics:
-            document = await self._store.get(DocumentKey(slug, trustchain_id, path))
+        retired: list[Key] = []
+        for topic in subscriber.topics:
+            if await self._store.closed(topic[1], topic[2]):
+                retired.append(topic)
+                continue
+            document = await self._store.get(DocumentKey(*topic))
             if document is not None:
                 self._send(subscriber, str(document.version))
+        if retired:
+            self._detach(subscriber, retired)
+            if not subscriber.topics:
+                reason = f"{PATH_DOES_NOT_MATCH}: the token's paths are closed (key rotated)"
+                await _close(subscriber.websocket, CLOSE_POLICY, reason)
+                return False
         return True
 
     def _expire(self, subscriber: Subscriber) -> None:
@@ -222,14 +234,16 @@ class NotificationHub:
             subscriber.token_deadline = deadline
         self._send(subscriber, JWT_EXPIRED)
 
-    def _detach(self, subscriber: Subscriber) -> None:
-        for topic in subscriber.topics:
+    def _detach(self, subscriber: Subscriber, topics: list[Key] | None = None) -> None:
+        """Stop notifying ``subscriber`` of ``topics`` (default: all of them)."""
+        leaving = subscriber.topics if topics is None else topics
+        for topic in leaving:
             listeners = self._topics.get(topic)
             if listeners is not None:
                 listeners.discard(subscriber)
                 if not listeners:
                     del self._topics[topic]
-        subscriber.topics = ()
+        subscriber.topics = tuple(topic for topic in subscriber.topics if topic not in leaving)
 
     # --- timers -----------------------------------------------------------------------------
 

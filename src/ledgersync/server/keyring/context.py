@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ledgersync.protocol import KeyPair
@@ -29,6 +30,9 @@ class KeyRing:
     challenge_limiter: RateLimiter
     authenticate_limiter: RateLimiter
     relay: QrRelay
+    #: Called after a commit that closed a stream, with (trustchain id, path, slugs of the
+    #: Cloud Sync documents deleted with it): the app tells their subscribers.
+    documents_retired: Callable[[str, str, list[str]], None] | None = None
 
     @classmethod
     def build(
@@ -41,6 +45,7 @@ class KeyRing:
         clock: Clock,
         metrics: Metrics,
         shared_rooms: SharedRooms | None = None,
+        documents_retired: Callable[[str, str, list[str]], None] | None = None,
     ) -> KeyRing:
         def limiter() -> RateLimiter:
             return RateLimiter(
@@ -69,4 +74,5 @@ class KeyRing:
                 metrics=metrics,
                 shared=shared_rooms,
             ),
+            documents_retired=documents_retired,
         )

@@ -36,12 +36,14 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ledgersync.protocol import wire
+
 from ..metrics import Metrics
 from .qr_shared import RelayEvent, SharedRooms
 
 HOST_KEY = re.compile(r"[0-9a-f]{66}")
-CLOSE_NORMAL = 1000
-CLOSE_POLICY = 1008
+CLOSE_NORMAL = wire.CLOSE_NORMAL
+CLOSE_POLICY = wire.CLOSE_POLICY
 
 
 #: Bounds on the frames held for a peer that has not joined yet.

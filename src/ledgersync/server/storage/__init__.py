@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .cloudsync import Document, DocumentKey, DocumentStore, TrustchainDeleted, WriteOutcome
+from .cloudsync import (
+    Document,
+    DocumentKey,
+    DocumentStore,
+    StreamClosed,
+    TrustchainDeleted,
+    WriteOutcome,
+)
 from .database import Connection, Database, DatabaseUrlError, connect
 from .keyring import (
     AlreadyExists,
@@ -68,6 +75,7 @@ __all__ = [
     "RelaySeatStore",
     "Storage",
     "StoreConflict",
+    "StreamClosed",
     "StreamInfo",
     "StreamMoved",
     "TrustchainDeleted",

@@ -14,6 +14,18 @@ current document back and nothing of it is written.
 Documents of deleted trustchains are removed with the trustchain
 (:meth:`~ledgersync.server.storage.keyring.KeyRingStore.delete_trustchain`), and a write
 can not create a document for a trustchain id listed in ``deleted_trustchains``.
+
+Closed streams: a closed stream's path (a key rotation retired it) never holds a document,
+whatever tokens still name it. Closing the stream deletes its documents in the same
+transaction (:meth:`~ledgersync.server.storage.keyring.KeyRingStore.append`; migration 3 did
+it once for databases that had some). So reads there find nothing, an ``UPDATE`` there
+matches nothing, and only the ``INSERT`` path (a first write) must look at the stream: it
+raises :class:`StreamClosed`. On PostgreSQL it reads the stream ``FOR SHARE``, so that a close
+committing meanwhile waits for the insert (and then deletes the new document) or is seen by
+it; SQLite runs one write transaction at a time. Deleting at a closed path is refused
+(:class:`StreamClosed`) except for a member of an open stream of the same application:
+Ledger Live's rotation deletes the old document with a pre-rotation token *after* closing the
+stream (there is nothing left to delete by then).
 """
 
 from __future__ import annotations
@@ -52,6 +64,10 @@ class TrustchainDeleted(Exception):
     """The write targets a trustchain that was deleted; nothing was written."""
 
 
+class StreamClosed(Exception):
+    """The document's (trustchain id, path) is a closed stream; nothing was written."""
+
+
 _COLUMNS = "version, payload, updated_at, info"
 
 
@@ -60,6 +76,7 @@ def _document(row: Row) -> Document:
 
 
 _SELECT = f"SELECT {_COLUMNS} FROM documents WHERE slug = $1 AND trustchain_id = $2 AND path = $3"
+_STREAM = "SELECT closed, application_id FROM streams WHERE trustchain_id = $1 AND path = $2"
 
 
 async def _fetch(connection: Connection, key: DocumentKey) -> Document | None:
@@ -70,14 +87,24 @@ async def _fetch(connection: Connection, key: DocumentKey) -> Document | None:
 class DocumentStore:
     def __init__(self, database: Database) -> None:
         self.database = database
+        # Locks the stream's row against a concurrent close (see the module docstring).
+        self._stream_for_insert = _STREAM + (
+            " FOR SHARE" if database.dialect == "postgresql" else ""
+        )
 
     async def get(self, key: DocumentKey) -> Document | None:
         row = await self.database.read_row(_SELECT, key.slug, key.trustchain_id, key.path)
         return None if row is None else _document(row)
 
+    async def closed(self, trustchain_id: str, path: str) -> bool:
+        """Whether ``path`` is a closed stream of the trustchain."""
+        row = await self.database.read_row(_STREAM, trustchain_id, path)
+        return row is not None and bool(row[0])
+
     async def write(self, key: DocumentKey, document: Document) -> WriteOutcome:
         """Store ``document`` if its version follows the stored one (any version >= 1 on an
-        empty key); otherwise return the stored document. Committed when this returns."""
+        empty key); otherwise return the stored document. Committed when this returns.
+        :class:`StreamClosed` (nothing written) if the key's stream is closed."""
         args = (
             key.slug,
             key.trustchain_id,
@@ -98,6 +125,11 @@ class DocumentStore:
                 )
                 if updated:
                     return WriteOutcome(True, None)
+                stream = await connection.fetchrow(
+                    self._stream_for_insert, key.trustchain_id, key.path
+                )
+                if stream is not None and stream[0]:
+                    raise StreamClosed(key.path)
                 inserted = await connection.execute(
                     f"INSERT INTO documents (slug, trustchain_id, path, {_COLUMNS})"
                     " SELECT $1, $2, $3, $4, $5, $6, $7"
@@ -119,8 +151,24 @@ class DocumentStore:
                 # (PostgreSQL, read committed): look again.
             return WriteOutcome(False, None)
 
-    async def delete(self, key: DocumentKey) -> bool:
+    async def delete(self, key: DocumentKey, requester: bytes) -> bool:
+        """Delete the document (True if there was one). If its stream is closed, only a
+        ``requester`` that is a member of an open stream of the same application may (else
+        :class:`StreamClosed`, nothing deleted)."""
         async with self.database.transaction() as connection:
+            stream = await connection.fetchrow(_STREAM, key.trustchain_id, key.path)
+            if stream is not None and stream[0]:
+                member = await connection.fetchrow(
+                    "SELECT 1 FROM stream_members m JOIN streams s"
+                    " ON s.trustchain_id = m.trustchain_id AND s.path = m.path"
+                    " WHERE m.trustchain_id = $1 AND m.member = $2 AND s.application_id = $3"
+                    " AND NOT s.closed LIMIT 1",
+                    key.trustchain_id,
+                    requester,
+                    stream[1],
+                )
+                if member is None:
+                    raise StreamClosed(key.path)
             deleted = await connection.execute(
                 "DELETE FROM documents WHERE slug = $1 AND trustchain_id = $2 AND path = $3",
                 key.slug,

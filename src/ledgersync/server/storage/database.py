@@ -11,13 +11,16 @@ its writes are durable before it answers.
 * SQLite: one connection owned by one worker thread, WAL journal, ``synchronous=FULL``,
   foreign keys on; an asyncio lock gives each transaction the connection to itself, and write
   transactions start with ``BEGIN IMMEDIATE`` so that several processes sharing the file
-  serialise instead of deadlocking.
+  serialise instead of deadlocking. The folder it creates is ``0700`` and the database file
+  ``0600``; SQLite gives the ``-wal`` and ``-shm`` files the database file's mode.
 * PostgreSQL: an asyncpg pool; each transaction holds one pooled connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -118,6 +121,14 @@ class _SQLiteConnection:
         return rows[0] if rows else None
 
 
+def _create_private(path: Path) -> None:
+    """Create the database's folder (``0700``) and an empty database file (``0600``) if they
+    do not exist yet; existing ones keep the mode their operator gave them."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # parents: the umask's default
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class SQLiteDatabase:
     dialect: ClassVar[str] = "sqlite"
     types: ClassVar[dict[str, str]] = {"blob": "BLOB"}
@@ -137,7 +148,7 @@ class SQLiteDatabase:
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteDatabase:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
 
         def setup() -> sqlite3.Connection:

@@ -216,8 +216,14 @@ class KeyRingStore:
                 raise NoSuchTrustchain(trustchain_id)
             await _insert_stream(connection, trustchain_id, stream)
 
-    async def append(self, trustchain_id: str, expected: StreamInfo, update: NewBlocks) -> None:
-        """Append ``update.blocks`` if the stream is still exactly at ``expected``."""
+    async def append(
+        self, trustchain_id: str, expected: StreamInfo, update: NewBlocks
+    ) -> list[str]:
+        """Append ``update.blocks`` if the stream is still exactly at ``expected``.
+
+        If this closes the stream, its Cloud Sync documents (all slugs) are deleted in the
+        same transaction: a closed stream's path never holds a document
+        (:mod:`~ledgersync.server.storage.cloudsync`). Returns the slugs of those deleted."""
         async with self.database.transaction() as connection:
             moved = await connection.execute(
                 "UPDATE streams SET height = $1, last_hash = $2, closed = $3"
@@ -233,6 +239,14 @@ class KeyRingStore:
             if moved != 1:
                 raise StreamMoved(update.path)
             await _insert_blocks(connection, trustchain_id, update)
+            if not update.closed or expected.closed:
+                return []
+            rows = await connection.fetch(
+                "DELETE FROM documents WHERE trustchain_id = $1 AND path = $2 RETURNING slug",
+                trustchain_id,
+                update.path,
+            )
+        return sorted(str(row[0]) for row in rows)
 
     async def delete_trustchain(self, trustchain_id: str, now: int) -> bool:
         """Delete a trustchain and everything in it; its id can never be created again."""

@@ -98,6 +98,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX relay_seats_host ON relay_seats (host)",
         ),
     ),
+    Migration(
+        3,
+        "cloud sync: no document at a closed stream's path (closing a stream now deletes them)",
+        (
+            """DELETE FROM documents WHERE EXISTS (
+                SELECT 1 FROM streams s
+                WHERE s.trustchain_id = documents.trustchain_id
+                AND s.path = documents.path AND s.closed
+            )""",
+        ),
+    ),
 )
 
 
