@@ -2,22 +2,28 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two stamps: `make serve` needs the runtime dependencies only, the other targets the dev extras.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: serve test lint bench bench-cloudsync clean interop-deps fuzz
 
-$(STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+$(DEV_STAMP): $(RUNTIME_STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(DEV_STAMP)
 
 # The server, on ./data/ledgersync.sqlite by default; LEDGERSYNC_* variables configure it
 # (docs/server.md).
-serve: $(STAMP)
+serve: $(RUNTIME_STAMP)
 	$(BIN)/ledgersync serve
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy --strict src/ledgersync/protocol src/ledgersync/device src/ledgersync/server src/ledgersync/sdk \
@@ -33,15 +39,15 @@ test: lint interop-deps
 
 # A longer, randomized fuzzing campaign against /openapi.json on both backends (a few minutes;
 # `make test` runs a short deterministic one). Results: docs/security.md.
-fuzz: $(STAMP)
+fuzz: $(DEV_STAMP)
 	LEDGERSYNC_FUZZ_EXAMPLES=1000 LEDGERSYNC_FUZZ_RANDOM=1 $(BIN)/pytest -q -s tests/security/test_fuzz.py
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python bench/protocol_resolve.py
 
 # Cloud Sync throughput, latency and notification fan-out against a `ledgersync serve`
 # subprocess, on SQLite and on an embedded PostgreSQL (docs/benchmarks.md).
-bench-cloudsync: $(STAMP)
+bench-cloudsync: $(DEV_STAMP)
 	$(BIN)/python -m bench.cloudsync
 
 clean:

@@ -239,8 +239,9 @@ def test_members_remove_ejects_the_instance(
     assert "m/0'/16'/1'" in removed.out
     assert "[1/3]" in removed.err and "[3/3]" in removed.err
 
-    # The tablet's next command says so, purges, exits 1; then it is plainly not active.
-    one_error_line(cli("sync", "--instance", "tablet"), 1, "no longer a member")
+    # The tablet's next command, a read as well, says so, purges, exits 1; then it is
+    # plainly not active.
+    one_error_line(cli("accounts", "list", "--instance", "tablet"), 1, "no longer a member")
     record = cli.record("tablet")
     assert record["credentials"] is None and record["trustchain"] is None
     assert record["sync"]["local"] == {} and record["purged"]["reason"] == "removed"

@@ -7,7 +7,7 @@
 #
 # The last two cannot be installed by npm: they pin transitive versions that the registry does
 # not have. Their runtime dependencies are listed in package.json instead, and their tarballs
-# are unpacked after `npm ci` (which would delete them). See docs ledger-sync-api.md §9.3.
+# are unpacked after `npm ci` (which would delete them). See README.md, "Interoperability".
 #
 # Idempotent: a stamp records what was installed; a second run with nothing changed is instant.
 # Without node/npm it prints how to install Node.js and exits 0 so that the rest of the test

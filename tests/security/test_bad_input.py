@@ -536,6 +536,7 @@ def websocket_profile(world: World) -> list[Probe]:
 #: The probes of each route of the table (``routes.py``), by (path template, method).
 PROFILES: dict[tuple[str, str], Profile] = {
     ("/_info", "GET"): no_input_profile("/_info"),
+    ("/_health", "GET"): no_input_profile("/_health"),
     ("/openapi.json", "GET"): no_input_profile("/openapi.json"),
     ("/metrics", "GET"): no_input_profile("/metrics"),
     ("/v1/challenge", "GET"): no_input_profile("/v1/challenge"),

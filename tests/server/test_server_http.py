@@ -25,6 +25,23 @@ def test_info(client: httpx2.Client) -> None:
     assert response.json() == {"name": "ledgersync", "version": ledgersync.__version__}
 
 
+def test_health_checks_the_database(
+    server: RunningServer, client: httpx2.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    response = client.get("/_health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.headers["cache-control"] == "no-store"
+
+    async def unreachable(sql: str, *args: object) -> None:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(server.app.state.storage.database, "read_row", unreachable)
+    response = client.get("/_health")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "unavailable"}
+
+
 def test_unknown_routes_are_json_404(client: httpx2.Client) -> None:
     response = client.get("/v2/nothing")
     assert response.status_code == 404

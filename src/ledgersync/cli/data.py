@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ..wallet import LABEL_TYPES, actions
+from ..wallet import LABEL_TYPES, Wallet, actions
 from ..wallet.actions import EditOutcome
 from .common import (
     WalletCommand,
@@ -35,6 +35,21 @@ no_sync_option = click.option(
     is_flag=True,
     help="Change it here only; the next `ledgersync sync` sends it.",
 )
+offline_option = click.option(
+    "--offline",
+    is_flag=True,
+    help="Show the data as of the last sync, without syncing first.",
+)
+
+
+def fresh_wallet(home: Path, instance: str | None, offline: bool) -> Wallet:
+    """The instance, synced once first unless ``offline`` (a removal is noticed here)."""
+    wallet = open_wallet(home, instance)
+    if not offline:
+        problem = run(actions.refresh(wallet))
+        if problem is not None:
+            click.echo(f"Not synced: {problem}; showing the data as of the last sync", err=True)
+    return wallet
 
 
 # --- accounts -----------------------------------------------------------------------------
@@ -55,17 +70,18 @@ def accounts() -> None:
 
 @accounts.command("list")
 @json_option
+@offline_option
 @instance_option
 @home_option
 @wallet_command
-def accounts_list(as_json: bool, instance: str | None, home: Path) -> None:
-    """List the accounts (as of the last sync).
+def accounts_list(as_json: bool, offline: bool, instance: str | None, home: Path) -> None:
+    """List the accounts (synced first, unless --offline).
 
     \b
     Example:
       ledgersync accounts list --json
     """
-    found = actions.accounts(open_wallet(home, instance))
+    found = actions.accounts(fresh_wallet(home, instance, offline))
     if as_json:
         echo_json(found)
         return
@@ -193,17 +209,18 @@ def labels() -> None:
 
 @labels.command("list")
 @json_option
+@offline_option
 @instance_option
 @home_option
 @wallet_command
-def labels_list(as_json: bool, instance: str | None, home: Path) -> None:
-    """List the labels (as of the last sync); --json prints the BIP-329 records.
+def labels_list(as_json: bool, offline: bool, instance: str | None, home: Path) -> None:
+    """List the labels (synced first, unless --offline); --json prints the BIP-329 records.
 
     \b
     Example:
       ledgersync labels list --json
     """
-    records = actions.labels(open_wallet(home, instance))
+    records = actions.labels(fresh_wallet(home, instance, offline))
     if as_json:
         echo_json(records)
         return
@@ -345,17 +362,18 @@ output_option = click.option(
 
 @labels.command("export")
 @output_option
+@offline_option
 @instance_option
 @home_option
 @wallet_command
-def labels_export(output: Path | None, instance: str | None, home: Path) -> None:
+def labels_export(output: Path | None, offline: bool, instance: str | None, home: Path) -> None:
     """Export the labels as a BIP-329 file (JSON Lines).
 
     \b
     Example:
       ledgersync labels export -o labels.jsonl
     """
-    _write(actions.export(open_wallet(home, instance), "bip329"), output)
+    _write(actions.export(fresh_wallet(home, instance, offline), "bip329"), output)
 
 
 # --- export -------------------------------------------------------------------------------
@@ -376,6 +394,7 @@ def labels_export(output: Path | None, instance: str | None, home: Path) -> None
     is_flag=True,
     help="Leave out the labels of transactions without a block height.",
 )
+@offline_option
 @instance_option
 @home_option
 @wallet_command
@@ -383,15 +402,17 @@ def export(
     export_format: str,
     output: Path | None,
     confirmed_only: bool,
+    offline: bool,
     instance: str | None,
     home: Path,
 ) -> None:
-    """Export the instance's data (as of the last sync) as JSON, CSV or BIP-329.
+    """Export the instance's data (synced first, unless --offline) as JSON, CSV or BIP-329.
 
     \b
     Examples:
       ledgersync export --format csv -o wallet.csv
       ledgersync export --format bip329 --confirmed-only > labels.jsonl
     """
-    text = actions.export(open_wallet(home, instance), export_format, confirmed_only=confirmed_only)
+    wallet = fresh_wallet(home, instance, offline)
+    text = actions.export(wallet, export_format, confirmed_only=confirmed_only)
     _write(text, output)

@@ -11,7 +11,8 @@ import click
 @click.option(
     "--database",
     default=None,
-    help="sqlite:///path or postgresql://… URL "
+    help="sqlite:///relative/path.sqlite, sqlite:////absolute/path.sqlite or "
+    "postgresql://user:password@host:port/database "
     "[LEDGERSYNC_DATABASE, sqlite:///data/ledgersync.sqlite].",
 )
 @click.option(
@@ -19,7 +20,20 @@ import click
     default=None,
     help="URL clients use to reach the server [LEDGERSYNC_PUBLIC_URL, http://localhost:8080].",
 )
-def serve(host: str | None, port: int | None, database: str | None, public_url: str | None) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "json", "text"]),
+    default=None,
+    help="json lines, or text with a start-up banner; auto: text on a terminal "
+    "[LEDGERSYNC_LOG_FORMAT, auto].",
+)
+def serve(
+    host: str | None,
+    port: int | None,
+    database: str | None,
+    public_url: str | None,
+    log_format: str | None,
+) -> None:
     """Serve the Key Ring API and the Cloud Sync API (other settings: LEDGERSYNC_* variables)."""
     from ledgersync.server import ServerConfig, run
     from ledgersync.server.config import ConfigError
@@ -27,7 +41,7 @@ def serve(host: str | None, port: int | None, database: str | None, public_url: 
 
     try:
         config = ServerConfig.from_env(
-            host=host, port=port, database=database, public_url=public_url
+            host=host, port=port, database=database, public_url=public_url, log_format=log_format
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc

@@ -29,6 +29,9 @@ LEDGER_TEST_ATTESTATION_KEY = bytes.fromhex(
 _NAMED_ATTESTATION_KEYS = {"prod": LEDGER_PROD_ATTESTATION_KEY, "test": LEDGER_TEST_ATTESTATION_KEY}
 
 
+LOG_FORMATS = ("auto", "json", "text")
+
+
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the setting."""
 
@@ -87,6 +90,9 @@ class ServerConfig:
     #: Logging: client IP addresses are left out unless enabled.
     log_client_ip: bool = False
     log_level: str = "info"
+    #: ``json`` (one object per line, for log collectors), ``text`` (a start-up banner and
+    #: readable lines, for a person) or ``auto``: text when standard error is a terminal.
+    log_format: str = "auto"
     #: Comma-separated proxy addresses whose X-Forwarded-For is trusted (uvicorn); empty: none.
     forwarded_allow_ips: str = ""
     #: Serve Prometheus metrics at ``/metrics``.
@@ -131,6 +137,8 @@ class ServerConfig:
         except DatabaseUrlError as exc:
             raise ConfigError(str(exc)) from exc
         self.public_host  # noqa: B018 - validates public_url
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
         if not self.trusted_attestation_keys:
             raise ConfigError("attestation_keys is empty: no device could log in")
 
@@ -236,6 +244,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "cloudsync_max_subscribers": int,
     "log_client_ip": parse_bool,
     "log_level": str,
+    "log_format": str,
     "forwarded_allow_ips": str,
     "metrics": parse_bool,
 }

@@ -1,7 +1,7 @@
 """API errors, their JSON bodies, and the message texts clients match on.
 
 Ledger's SDK decides what to do after a 4xx by looking for substrings of the body's
-``message`` (``ledger-sync-api.md`` §2.5), so those texts live here and nowhere else. Every
+``message`` (docs/api.md, "Error texts"), so those texts live here and nowhere else. Every
 error body has the shape observed on Ledger's backend::
 
     {"time": "<ISO>", "cause": "<text>", "status": 401, "type": "UNAUTHORIZED",
@@ -16,21 +16,14 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-# --- texts the SDK branches on (verbatim) ------------------------------------------------------
+# The texts the SDK branches on are part of the wire: defined once, in the protocol package.
+from ledgersync.protocol.wire import JWT_EXPIRED_REAUTHENTICATE as JWT_EXPIRED_REAUTHENTICATE
+from ledgersync.protocol.wire import JWT_EXPIRED_REFRESH as JWT_EXPIRED_REFRESH
+from ledgersync.protocol.wire import JWT_NO_PERMISSION as JWT_NO_PERMISSION
+from ledgersync.protocol.wire import NO_SUCH_TRUSTCHAIN as NO_SUCH_TRUSTCHAIN
+from ledgersync.protocol.wire import NOT_A_MEMBER as NOT_A_MEMBER
+from ledgersync.protocol.wire import PATH_DOES_NOT_MATCH as PATH_DOES_NOT_MATCH
 
-#: The access token expired inside its refresh window: the SDK calls ``GET /v1/refresh``.
-JWT_EXPIRED_REFRESH = "JWT is expired, please call /refresh to refresh it"
-#: The token cannot be refreshed (window over, or its subject left the trustchain): the SDK
-#: authenticates again, and learns there that it was ejected.
-JWT_EXPIRED_REAUTHENTICATE = "JWT is expired, please call /challenge to get a new one"
-#: SDK → ``TrustchainNotAllowed``.
-JWT_NO_PERMISSION = "JWT contains no permission"
-#: SDK → ``TrustchainOutdated``.
-PATH_DOES_NOT_MATCH = "path does not match"
-#: On ``/v1/authenticate``; SDK → ``TrustchainEjected``.
-NOT_A_MEMBER = "Not a member of trustchain"
-#: Ledger Live's apps look for this one.
-NO_SUCH_TRUSTCHAIN = "No such trustchain"
 #: Unknown routes (third-party observation of Ledger's backend).
 NO_SUCH_ENDPOINT = "No such endpoint, please check API docs"
 

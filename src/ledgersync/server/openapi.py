@@ -115,6 +115,15 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "operationId": "getInfo",
         "responses": {"200": _json(_ref("Info"), "The service's name and version.")},
     },
+    ("/_health", "GET"): {
+        "tags": [_SERVICE],
+        "summary": "Health check for load balancers and orchestrators (the database answers)",
+        "operationId": "getHealth",
+        "responses": {
+            "200": _json(_ref("Health"), "The server and its database answer."),
+            "503": _json(_ref("Health"), "The database does not answer."),
+        },
+    },
     ("/openapi.json", "GET"): {
         "tags": [_SERVICE],
         "summary": "This document",
@@ -395,6 +404,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["name", "version"],
         "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "database"],
+        "properties": {
+            "status": {"enum": ["ok", "unavailable"]},
+            "database": {"enum": ["ok", "unavailable"]},
+        },
     },
     "Credential": _CREDENTIAL,
     "Challenge": {

@@ -1,4 +1,4 @@
-"""Every route the server answers, in one table (``ledger-sync-api.md`` §2.2 and §4).
+"""Every route the server answers, in one table (docs/api.md, "Key Ring API" and "Cloud Sync API").
 
 To add an endpoint, write a thin handler in the feature's ``handlers`` module and add one line
 here. The Key Ring API and the Cloud Sync API share this table, hence one origin.
@@ -17,6 +17,7 @@ from .keyring import handlers as keyring
 def routes(config: ServerConfig) -> list[BaseRoute]:
     table: list[BaseRoute] = [
         Route("/_info", status.info, methods=["GET"]),
+        Route("/_health", status.health, methods=["GET"]),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
         # Key Ring API (trustchain backend)
         Route("/v1/challenge", keyring.get_challenge, methods=["GET"]),

@@ -9,18 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import math
+import os
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from .app import create_app
-from .config import ServerConfig
+from .config import LEDGER_PROD_ATTESTATION_KEY, LEDGER_TEST_ATTESTATION_KEY, ServerConfig
 from .keys import load_or_create_keys
 from .logs import configure_logging
 from .metrics import Metrics
 from .storage import open_storage
+from .storage.database import SQLITE_PREFIX
 from .transport import protocol_classes, raise_open_files_limit
 
 log = logging.getLogger("ledgersync.server")
@@ -52,9 +60,140 @@ class StartupError(Exception):
     """The server cannot start (database unreachable, key file unreadable…); says why."""
 
 
+def bind_listening_socket(config: ServerConfig) -> socket.socket:
+    """Bind ``config.host:config.port`` (before anything says the server started), or raise
+    :class:`StartupError` saying which setting picks another port or address."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((config.host, config.port))
+    except OSError as exc:
+        listening.close()
+        where = f"{config.host}:{config.port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {config.port} on {config.host} is already in use by another program; "
+                "choose another port with --port or LEDGERSYNC_PORT"
+            ) from exc
+        raise StartupError(
+            f"cannot listen on {where} ({exc.strerror or exc}); "
+            "choose another address with --host/--port or LEDGERSYNC_HOST/LEDGERSYNC_PORT"
+        ) from exc
+    listening.set_inheritable(True)
+    return listening
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, saying where it listens also when given its socket."""
+
+    banner: ServerConfig | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if sockets is not None and not self.should_exit:
+            self._log_started_message(sockets)
+            if self.banner is not None:
+                port = sockets[0].getsockname()[1]
+                sys.stderr.write(startup_banner(self.banner, port))
+                sys.stderr.flush()
+
+
+def text_logs(config: ServerConfig) -> bool:
+    """Whether ``ledgersync serve`` writes for a person (banner, text lines) or for a log
+    collector (JSON lines)."""
+    if config.log_format == "auto":
+        return sys.stderr.isatty()
+    return config.log_format == "text"
+
+
+def _attestation_summary(config: ServerConfig) -> str:
+    names = {LEDGER_PROD_ATTESTATION_KEY: "Ledger PROD", LEDGER_TEST_ATTESTATION_KEY: "Ledger TEST"}
+    trusted = [names.get(key, key.hex()) for key in config.trusted_attestation_keys]
+    note = ""
+    if LEDGER_TEST_ATTESTATION_KEY in config.trusted_attestation_keys:
+        note = (
+            " (TEST is public: set LEDGERSYNC_PROD_ATTESTATION_ONLY=true for genuine devices only)"
+        )
+    return ", ".join(trusted) + note
+
+
+def _database_summary(config: ServerConfig) -> str:
+    database = sqlite_path(config)
+    if database is not None:
+        return f"SQLite {os.path.abspath(database)}"
+    parts = urlsplit(config.database)
+    user = f"{parts.username}@" if parts.username else ""  # never the password
+    port = f":{parts.port}" if parts.port else ""
+    return f"PostgreSQL {parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}"
+
+
+def startup_banner(config: ServerConfig, port: int) -> str:
+    """What a person at a terminal reads once the server listens."""
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    base = config.public_url.rstrip("/")
+    lines = [
+        "",
+        f"ledgersync {config.version}: the Key Ring API and the Cloud Sync API",
+        f"  listening on    http://{host}:{port}",
+        f"  public URL      {base}",
+        f"  database        {_database_summary(config)}",
+        f"  key file        {os.path.abspath(config.key_file)}",
+        f"  trusted devices {_attestation_summary(config)}",
+        "  Ledger Live     the same base URL for both APIs:",
+        f"                  TRUSTCHAIN_API_PROD={base} CLOUD_SYNC_API_PROD={base}",
+        "  health check    GET /_health; JSON logs: --log-format json. Stop with Ctrl-C.",
+        "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _default(name: str) -> object:
+    return ServerConfig.__dataclass_fields__[name].default
+
+
+def sqlite_path(config: ServerConfig) -> Path | None:
+    """The SQLite database file of ``config`` (relative to the working folder), or None."""
+    if not config.database.startswith(SQLITE_PREFIX):
+        return None
+    return Path(config.database.removeprefix(SQLITE_PREFIX))
+
+
+def _check_folder(path: Path, default: bool, what: str, setting: str) -> None:
+    """Only the default data folder is created; a folder the operator named must exist."""
+    folder = path.parent
+    if default or folder.is_dir():
+        return
+    state = "is not a folder" if folder.exists() else "does not exist"
+    raise StartupError(
+        f"the {what}'s folder {os.path.abspath(folder)} {state}; create it, "
+        f"or choose another path with {setting}"
+    )
+
+
 async def _preflight(config: ServerConfig) -> None:
+    database = sqlite_path(config)
+    database_setting = (
+        "--database or LEDGERSYNC_DATABASE "
+        "(sqlite:///relative/path.sqlite, sqlite:////absolute/path.sqlite)"
+    )
+    if database is not None:
+        default = config.database == _default("database")
+        _check_folder(database, default, "database", database_setting)
+    _check_folder(
+        config.key_file, config.key_file == _default("key_file"), "key file", "LEDGERSYNC_KEY_FILE"
+    )
     load_or_create_keys(config.key_file)
-    storage = await open_storage(config.database)
+    try:
+        storage = await open_storage(config.database)
+    except (OSError, sqlite3.Error) as exc:
+        if database is None:
+            raise
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StartupError(
+            f"cannot open the SQLite database {os.path.abspath(database)} ({reason}); "
+            f"check that its folder is writable, or choose another file with {database_setting}"
+        ) from exc
     await storage.close()
 
 
@@ -65,13 +204,21 @@ def run(config: ServerConfig) -> None:
     deployment mistake is reported in one sentence (:class:`StartupError`), not as the
     traceback uvicorn prints for a failed application startup.
     """
-    configure_logging(config.log_level)
+    text = text_logs(config)
+    configure_logging(config.log_level, text=text)
     soft, hard = raise_open_files_limit()
     log.info("open-files limit", extra={"soft": soft, "hard": hard})
+    listening = bind_listening_socket(config)
     try:
-        asyncio.run(_preflight(config))
-    except Exception as exc:  # any cause: the message is what the operator needs
-        raise StartupError(f"{type(exc).__name__}: {exc}") from exc
-    server = uvicorn.Server(uvicorn_config(config, create_app(config)))
-    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT after shutdown
-        server.run()
+        try:
+            asyncio.run(_preflight(config))
+        except StartupError:
+            raise
+        except Exception as exc:  # any cause: the message is what the operator needs
+            raise StartupError(f"{type(exc).__name__}: {exc}") from exc
+        server = _Server(uvicorn_config(config, create_app(config)))
+        server.banner = config if text else None
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT after shutdown
+            server.run(sockets=[listening])
+    finally:
+        listening.close()

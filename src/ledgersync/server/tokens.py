@@ -1,4 +1,6 @@
-"""Access tokens: ES256 JWTs with the claims Ledger's backend issues (``ledger-sync-api.md`` §2.4).
+"""Access tokens: ES256 JWTs with the claims Ledger's backend issues.
+
+See docs/api.md, "Tokens and permissions".
 
 Claims: ``iss`` (the public host), ``sub`` (hex public key that logged in), ``aud``
 (``["CloudSync", "trustchain"]``), ``iat``, ``exp`` (``iat`` + access TTL), ``jti``,
@@ -6,10 +8,10 @@ Claims: ``iss`` (the public host), ``sub`` (hex public key that logged in), ``au
 issued or refreshed), ``device`` (device login or member login) and ``refreshExpiration``
 (ISO time, the end of the refresh window, fixed at the original login and kept by refreshes).
 
-Verification answers with the texts the SDK reacts to (§2.5): an expired token inside its
-refresh window says ``JWT is expired, please call /refresh …``; past the window it says
-``JWT is expired, please call /challenge …``. Expiry is judged with the injected clock, not
-PyJWT's, so tests can move time.
+Verification answers with the texts the SDK reacts to (docs/api.md, "Error texts"): an
+expired token inside its refresh window says ``JWT is expired, please call /refresh …``;
+past the window it says ``JWT is expired, please call /challenge …``. Expiry is judged with
+the injected clock, not PyJWT's, so tests can move time.
 
 The Cloud Sync API verifies the same tokens with ``audience=CLOUD_SYNC_AUDIENCE``.
 
@@ -27,11 +29,12 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from ledgersync.protocol.wire import format_time, parse_time
 
 from .clock import Clock
 from .errors import JWT_EXPIRED_REAUTHENTICATE, JWT_EXPIRED_REFRESH
@@ -53,6 +56,13 @@ _HALF_ORDER = _P256_ORDER // 2
 class TokenError(Exception):
     """A token that cannot be used; ``str(error)`` is the client-facing message."""
 
+    #: The token is genuine but past its lifetime (the client may present a fresh one).
+    expired: bool = False
+
+
+class TokenExpired(TokenError):
+    expired = True
+
 
 @dataclass(frozen=True)
 class TokenClaims:
@@ -67,17 +77,6 @@ class TokenClaims:
     @property
     def subject_key(self) -> bytes:
         return bytes.fromhex(self.subject)
-
-
-def format_time(moment: float) -> str:
-    return datetime.fromtimestamp(int(moment), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> int:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
 
 
 class TokenService:
@@ -153,9 +152,9 @@ class TokenService:
             raise TokenError(f"Invalid JWT: {_reason(exc)}") from exc
         now = self._clock()
         if now >= claims.refresh_expiration:
-            raise TokenError(JWT_EXPIRED_REAUTHENTICATE)
+            raise TokenExpired(JWT_EXPIRED_REAUTHENTICATE)
         if now >= claims.expires_at and not for_refresh:
-            raise TokenError(JWT_EXPIRED_REFRESH)
+            raise TokenExpired(JWT_EXPIRED_REFRESH)
         return claims
 
 

@@ -34,6 +34,7 @@ from . import edits
 from .accounts import account_descriptor
 from .document import LABELS_KEY, Document, same
 from .errors import (
+    InstanceBusy,
     InstanceCorrupted,
     InstanceError,
     InvalidEdit,
@@ -82,6 +83,22 @@ def require_active(wallet: Wallet) -> InstanceRecord:
             "or pair it with `ledgersync pair`"
         )
     return record
+
+
+async def refresh(wallet: Wallet) -> WalletError | None:
+    """Sync once before a read, so that it shows what the other instances synced and notices
+    that this instance was removed (:class:`~.errors.InstancePurged` then propagates). When
+    the sync cannot run (offline, busy, refused), the read goes on with the data as of the
+    last sync and the reason is returned."""
+    record = usable(wallet.record())
+    if not record.active:
+        return None
+    try:
+        async with wallet:
+            await wallet.sync()
+    except (ServerUnreachable, SyncFailed, InstanceBusy) as exc:
+        return exc
+    return None
 
 
 def local_data(wallet: Wallet) -> Document:

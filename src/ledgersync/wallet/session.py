@@ -606,20 +606,25 @@ class Wallet:
             return member, new.application_path
 
     async def deactivate(self) -> None:
-        """Turn Ledger Sync off for every instance: delete the cloud document, then close
-        this application's stream (``destroy_application``: the trustchain itself is deleted
-        unless another application's stream stays open in it), then purge this instance."""
+        """Turn Ledger Sync off for every instance: close this application's stream
+        (``destroy_application``: the trustchain itself is deleted unless another
+        application's stream stays open in it; either way the server drops the stream's
+        documents), delete the cloud document too for servers that keep it, then purge."""
         async with self._locked() as locked:
             record = locked.read()
             trustchain, credentials = self._active(record)
             sdk, cloud = self._sdks(record)
+            # The stream first: the others then see their data gone *and* their stream
+            # closed at once, so none of them mistakes it for an emptied document.
+            jwt = await self._call(None, sdk.get_jwt(trustchain, credentials))
             with contextlib.suppress(InstancePurged):
                 try:
-                    await self._call(None, cloud.destroy(trustchain, credentials))
                     await self._call(None, sdk.destroy_application(trustchain, credentials))
                 except SyncFailed as exc:
                     if not isinstance(exc.__cause__, sdk_errors.TrustchainOutdated):
                         raise
+            with contextlib.suppress(sdk_errors.LedgerSyncError):
+                await cloud.api.delete(jwt, trustchain.root_id, trustchain.application_path)
             self._save(
                 locked,
                 record.purge("deactivated", "Ledger Sync was turned off from this instance"),

@@ -1,4 +1,4 @@
-"""The Cloud Sync API (``ledger-sync-api.md`` §4): versioned opaque documents per
+"""The Cloud Sync API (docs/api.md, "Cloud Sync API"): versioned opaque documents per
 (slug, trustchain id, application path), and a notifications websocket.
 
 * :mod:`.documents`: query parsing and the version rules, as plain async functions;

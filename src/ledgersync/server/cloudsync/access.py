@@ -1,13 +1,15 @@
 """Who may read and write a document: the token's permission snapshot decides, not live state.
 
 Ledger Live's key rotation deletes the old document with a token obtained *before* the
-rotation (``ledger-sync-api.md`` §5.6); judged against the live trustchain, that token would
-no longer own the old path. So the ``permissions`` claim (``{trustchainId: {path: [...]}}``,
-taken at login or refresh) is the whole rule: the (id, path) of a request must be in it.
+rotation (docs/api.md, "Remove a member (key rotation)"); judged against the live
+trustchain, that token would no longer own the old path. So the ``permissions`` claim
+(``{trustchainId: {path: [...]}}``, taken at login or refresh) is the whole rule: the (id,
+path) of a request must be in it.
 
-Failures answer 401 with the texts the SDK branches on (§2.5): an id absent from the token →
-``JWT contains no permission`` (``TrustchainNotAllowed``); an id present but not that path →
-``path does not match`` (``TrustchainOutdated``, the client then refreshes its trustchain).
+Failures answer 401 with the texts the SDK branches on (docs/api.md, "Error texts"): an id
+absent from the token → ``JWT contains no permission`` (``TrustchainNotAllowed``); an id
+present but not that path → ``path does not match`` (``TrustchainOutdated``, the client then
+refreshes its trustchain).
 
 Ledger's newer clients omit ``id`` and send only ``path``: the trustchain is then the one
 whose permissions contain that path, if exactly one does.

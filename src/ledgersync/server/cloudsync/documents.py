@@ -1,6 +1,6 @@
 """Documents: ``GET``, ``POST`` and ``DELETE /atomic/v1/{slug}?id=&path=[&version=]``.
 
-Version rules (``ledger-sync-api.md`` §4.2):
+Version rules (docs/api.md, "Cloud Sync versioning"):
 
 * ``GET``: ``{"status": "no-data"}`` if there is no document; ``{"status": "up-to-date"}`` if
   the client's ``version`` equals the stored one; otherwise ``out-of-sync`` with the whole

@@ -1,6 +1,6 @@
 """Live notifications: ``ws(s)://<server>/atomic/v1/{slug}/notifications``.
 
-The protocol Ledger Live's CloudSyncSDK speaks (``ledger-sync-api.md`` §4.3), all text
+The protocol Ledger Live's CloudSyncSDK speaks (docs/api.md, "Notifications websocket"), all text
 frames:
 
 * the client's first frame is its access token (audience ``CloudSync``); the socket then
@@ -37,6 +37,8 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ledgersync.protocol import wire
+
 from ..broker import CLOUDSYNC_CHANNEL, Broker
 from ..clock import Clock
 from ..errors import JWT_NO_PERMISSION, PATH_DOES_NOT_MATCH
@@ -47,13 +49,13 @@ from .access import subscriptions
 
 log = logging.getLogger("ledgersync.cloudsync")
 
-PING = "ping"
-PONG = "pong"
-JWT_EXPIRED = "JWT expired"
-CLOSE_NORMAL = 1000
-CLOSE_UNSUPPORTED = 1003
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
+PING = wire.NOTIFY_PING
+PONG = wire.NOTIFY_PONG
+JWT_EXPIRED = wire.NOTIFY_JWT_EXPIRED
+CLOSE_NORMAL = wire.CLOSE_NORMAL
+CLOSE_UNSUPPORTED = wire.CLOSE_UNSUPPORTED
+CLOSE_POLICY = wire.CLOSE_POLICY
+CLOSE_TOO_BIG = wire.CLOSE_TOO_BIG
 CLOSE_TRY_AGAIN = 1013
 #: Largest frame a client may send (a token is about 1 KB).
 MAX_CLIENT_FRAME = 16 * 1024
@@ -189,7 +191,7 @@ class NotificationHub:
             claims = self._tokens.verify(token, audience=CLOUD_SYNC_AUDIENCE)
         except TokenError as exc:
             reason = str(exc)
-            if "JWT is expired" not in reason:
+            if not exc.expired:
                 await _close(subscriber.websocket, CLOSE_POLICY, reason)
                 return False
             subscriber.expired_tokens += 1

@@ -1,4 +1,4 @@
-"""Who may do what, as the ``permissions`` object of tokens (``ledger-sync-api.md`` §2.4).
+"""Who may do what, as the ``permissions`` object of tokens (docs/api.md, "Tokens and permissions").
 
 * A **device** (a login attested by the Ledger Sync app) owns ``"m/"`` of every trustchain
   whose root Seed it issued: ``{id: {"m/": ["owner"]}}``. It may read and write every stream

@@ -1,8 +1,8 @@
 """The QR-pairing relay: ``ws(s)://<server>/v1/qr?host=<66-hex ephemeral public key>``.
 
 Two Ledger Live instances pair through a room named by the host's ephemeral key (the URL is
-the QR code). The relay only moves frames; the peers encrypt end to end (``ledger-sync-api.md``
-§6). Rules:
+the QR code). The relay only moves frames; the peers encrypt end to end (docs/api.md, "QR
+pairing relay"; docs/protocol.md, "QR pairing messages"). Rules:
 
 * one room per ``host``, at most two peers; a third connection is refused (HTTP 403 on the
   handshake), as is a ``host`` that is not 33 bytes of hex or a room beyond ``qr_max_rooms``;

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 Row = Sequence[Any]
 T = TypeVar("T")
@@ -70,13 +71,42 @@ SQLITE_PREFIX = "sqlite:///"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
 
+#: The accepted forms, for error messages.
+DATABASE_URL_FORMS = (
+    "sqlite:///relative/path.sqlite, sqlite:////absolute/path.sqlite or "
+    "postgresql://user:password@host:port/database"
+)
+
+
 def check_database_url(url: str) -> None:
     """Raise :class:`DatabaseUrlError` unless ``url`` names a database this server can open."""
-    if not url.startswith((SQLITE_PREFIX, *POSTGRES_PREFIXES)):
-        raise DatabaseUrlError(
-            "database URL must start with sqlite:/// or postgresql:// "
-            f"(got {url.split(':', 1)[0]!r})"
-        )
+    if url.startswith("sqlite:"):
+        if not url.startswith(SQLITE_PREFIX):
+            raise DatabaseUrlError(
+                f"database URL {url!r}: an SQLite URL has three slashes before a relative "
+                "path and four before an absolute one (sqlite:///relative/path.sqlite, "
+                "sqlite:////absolute/path.sqlite)"
+            )
+        if not url.removeprefix(SQLITE_PREFIX).strip("/"):
+            raise DatabaseUrlError(
+                f"database URL {url!r} names no file after sqlite:/// "
+                "(sqlite:///relative/path.sqlite, sqlite:////absolute/path.sqlite)"
+            )
+        return
+    if url.startswith(POSTGRES_PREFIXES):
+        host_and_port = urlsplit(url).netloc.rpartition("@")[2]  # never echo the password
+        try:
+            urlsplit(url).port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise DatabaseUrlError(
+                f"database URL: the port in {host_and_port!r} is not a number from 1 to 65535 "
+                "(postgresql://user:password@host:port/database)"
+            ) from None
+        return
+    raise DatabaseUrlError(
+        "database URL must start with sqlite:/// or postgresql:// "
+        f"(got {url.split(':', 1)[0]!r}; accepted: {DATABASE_URL_FORMS})"
+    )
 
 
 async def connect(url: str) -> Database:
