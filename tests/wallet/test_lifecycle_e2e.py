@@ -278,3 +278,15 @@ async def test_rotation_and_removal_before_any_data_exists(
     async with Wallet(store, "tablet") as next_tablet_command:
         with pytest.raises(InstancePurged):
             await next_tablet_command.sync()
+
+
+async def test_deactivating_an_instance_already_removed_still_purges_it(
+    store: InstanceStore, wallets: WalletFactory, device: SoftwareDevice
+) -> None:
+    laptop, _, _ = await three(wallets, device)
+    await laptop.remove_member(device, "tablet")
+    async with Wallet(store, "tablet") as next_command:
+        await next_command.deactivate()
+    assert store.load("tablet").purged.reason == "deactivated"  # type: ignore[union-attr]
+    scan_for_secrets(store.path_for("tablet"), ["Main", ETH])
+    assert laptop.record().active

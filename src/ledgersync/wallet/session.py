@@ -525,7 +525,16 @@ class Wallet:
         trustchain, credentials = self._active(record)
         sdk, _ = self._sdks(record)
         async with self._locked() as locked:
-            found = await self._call(locked, sdk.get_members(trustchain, credentials))
+            return await self._members(locked, sdk, trustchain, credentials)
+
+    async def _members(
+        self,
+        locked: LockedInstance,
+        sdk: TrustchainSDK,
+        trustchain: Trustchain,
+        credentials: MemberCredentials,
+    ) -> list[Member]:
+        found = await self._call(locked, sdk.get_members(trustchain, credentials))
         return [
             Member(member.id, member.name, member.permissions, member.id == credentials.pubkey)
             for member in found
@@ -568,10 +577,7 @@ class Wallet:
             record = locked.read()
             trustchain, credentials = self._active(record)
             sdk, _ = self._sdks(record)
-            members = await self._call(locked, sdk.get_members(trustchain, credentials))
-            listed = [
-                Member(m.id, m.name, m.permissions, m.id == credentials.pubkey) for m in members
-            ]
+            listed = await self._members(locked, sdk, trustchain, credentials)
             member = self.select_member(listed, selector)
             if member.is_self:
                 raise MemberSelectionError(
@@ -616,15 +622,17 @@ class Wallet:
             sdk, cloud = self._sdks(record)
             # The stream first: the others then see their data gone *and* their stream
             # closed at once, so none of them mistakes it for an emptied document.
-            jwt = await self._call(None, sdk.get_jwt(trustchain, credentials))
-            with contextlib.suppress(InstancePurged):
+            jwt = None
+            with contextlib.suppress(InstancePurged):  # already gone: purge all the same
                 try:
+                    jwt = await self._call(None, sdk.get_jwt(trustchain, credentials))
                     await self._call(None, sdk.destroy_application(trustchain, credentials))
                 except SyncFailed as exc:
                     if not isinstance(exc.__cause__, sdk_errors.TrustchainOutdated):
                         raise
-            with contextlib.suppress(sdk_errors.LedgerSyncError):
-                await cloud.api.delete(jwt, trustchain.root_id, trustchain.application_path)
+            if jwt is not None:
+                with contextlib.suppress(sdk_errors.LedgerSyncError):
+                    await cloud.api.delete(jwt, trustchain.root_id, trustchain.application_path)
             self._save(
                 locked,
                 record.purge("deactivated", "Ledger Sync was turned off from this instance"),
