@@ -1,305 +1,421 @@
-"""Benchmark: the Cloud Sync API of a real ``ledgersync serve`` process, on SQLite and PostgreSQL.
+"""Benchmark: the Cloud Sync API of a pinned ``ledgersync serve``, on SQLite and PostgreSQL.
 
-Run with ``make bench-cloudsync`` (or ``.venv/bin/python -m bench.cloudsync``). The server is
-a ``ledgersync serve`` subprocess (one process); the load generator (aiohttp, 64 concurrent
-connections) runs in this process on the same machine. Every rate is also printed as a ratio
-to a baseline measured in the same run against the same server: ``GET /_info``, the cheapest
-route (no token, no database).
+Run with ``make bench-cloudsync`` (``ARGS=--quick`` for a smoke run of 1 s rounds). The server
+is a ``ledgersync serve`` subprocess pinned to core 0; wrk (``-t1 -c64``), PostgreSQL and
+this process run on core 1 (see ``bench/harness.py``). Each round measures, on
+servers of their own, one with the default request log and one with it off:
 
-Measured:
+* the ceiling: ``GET /_info`` (no token, no database) with the request log off;
+* the poll, ``GET`` answering ``up-to-date`` (one document per connection), with the default
+  log and with it off (the log's cost);
+* the durable write, ``POST`` answering ``updated`` (fsync on; documents written round-robin,
+  each write the next version), at 64 connections and at 1 (against ``GET /_info`` at 1).
 
-* accepted ``GET`` (``up-to-date``) and ``POST`` (``updated``, 1 KiB payloads, one document
-  per connection so every write is accepted) per second, with p50 and p99 latency;
-* notification latency: time from a ``POST``'s acknowledgement (response read by the client)
-  to the receipt of the new version by a subscriber, while 1,000 or 10,000 other subscribers
-  sit idle on the same server (each a real websocket that sent its token);
-* memory per idle subscriber: the server's RSS growth divided by the number of sockets.
+The figures are medians over the rounds; each ratio is the median of the rounds' ratios to
+the same round's ceiling. Then, once per backend: notification latency from a write's answer
+to the subscriber's frame and server memory per idle subscriber, with 1,000 and 10,000 idle
+websockets. On PostgreSQL, finally, two server processes on one database: poll and write
+throughput with one and with two processes (the second on core 1, shared with wrk and
+PostgreSQL), and the notification latency from one process's write to a subscriber of the
+other.
 
-Goals (2-core machine shared with the load generator): >= 5,000 GET/s, >= 1,500 POST/s,
-p99 < 50 ms; notification p99 < 50 ms with 1,000 subscribers; < 50 KB per idle subscriber.
+Goals (issue #16): poll >= 50% of the ceiling and p99 <= 10 ms; durable write >= 25% and
+p99 <= 20 ms on SQLite; on PostgreSQL poll >= 35%, write >= 15%; the request log costs <= 5%
+of poll throughput; notification across processes p99 < 20 ms; <= 20 KiB per idle
+subscriber.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
-import platform
 import resource
-import subprocess
-import sys
+import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import httpx2
-from tests.server.cloudsync_helpers import new_member
-from tests.server.harness import EmbeddedPostgres, free_port
+from bench.harness import (
+    BACKENDS,
+    CEILING,
+    CONNECTIONS,
+    LOAD_CORE,
+    LOG_OFF,
+    SERVER_CORE,
+    BenchMember,
+    Figure,
+    Goal,
+    Request,
+    RequestFiles,
+    WrkResult,
+    arguments,
+    bench_server,
+    ceiling,
+    check_json,
+    fresh_databases,
+    load_average,
+    looped,
+    new_member,
+    rss_kib,
+    run_rounds,
+    run_wrk,
+    start,
+    table,
+)
 
-CONNECTIONS = 64
-PAYLOAD = "A" * 1024
+from ledgersync.testing import LocalServer
+
+PAYLOAD = "A" * 1024  # 1 KiB, valid base64 (Ledger Live's payloads are base64)
+POLL_SLUG = "poll"
+#: Documents written round-robin per connection: a document's next write is sent long after
+#: its last one was answered.
+DOCUMENTS_PER_CONNECTION = 32
+UP_TO_DATE = '"up-to-date"'
+
+
+@dataclass(frozen=True)
+class Backend:
+    key: str  # as --backends names it
+    poll_goal: Goal
+    write_goal: Goal
+
+    @property
+    def name(self) -> str:
+        return BACKENDS[self.key]
+
+
+SQLITE = Backend("sqlite", Goal(0.50, 10), Goal(0.25, 20))
+POSTGRESQL = Backend("postgresql", Goal(0.35), Goal(0.15))
+LOG_COST_GOAL = 0.05
+#: Seconds between two polls of a Ledger Live instance with default settings.
+POLL_INTERVAL_S = 10.0
+CROSS_PROCESS_P99_GOAL_MS = 20.0
+IDLE_SUBSCRIBER_GOAL_KIB = 20.0
+
+
+# --- set-up ------------------------------------------------------------------------------
+
+
+async def prepare(server: LocalServer, connections: int = CONNECTIONS) -> BenchMember:
+    """A member, and one document per connection at version 1 for the poll."""
+    member = await new_member(server.url)
+    async with aiohttp.ClientSession(server.url, headers=member.auth) as session:
+        for index in range(connections):
+            async with session.post(
+                f"/atomic/v1/{POLL_SLUG}{index}?{member.query}&version=1",
+                json={"payload": PAYLOAD},
+            ) as response:
+                await check_json(response, "preparing the poll documents")
+    return member
+
+
+def poll_requests(member: BenchMember, connections: int = CONNECTIONS) -> list[Request]:
+    """Polls of the prepared documents, in turn."""
+    return [
+        Request("GET", f"/atomic/v1/{POLL_SLUG}{index}?{member.query}&version=1", member.token)
+        for index in range(connections)
+    ]
+
+
+def writes(
+    servers: Sequence[LocalServer],
+    member: BenchMember,
+    prefix: str,
+    seconds: float,
+    connections: int = CONNECTIONS,
+) -> Callable[[int], WrkResult]:
+    """A measure: accepted writes, round-robin over fresh documents each round
+    (``<prefix><round>-<thread>-<n>``), :data:`DOCUMENTS_PER_CONNECTION` per connection (one
+    document at c=1, whose writes follow each other)."""
+    documents = 1 if connections == 1 else DOCUMENTS_PER_CONNECTION * connections // len(servers)
+    return lambda number: run_wrk(
+        servers,
+        "cloudsync_write.lua",
+        seconds,
+        connections,
+        BENCH_SLUG=f"{prefix}{number}-",
+        BENCH_DOCUMENTS=str(documents),
+        BENCH_QUERY=member.query,
+        BENCH_TOKEN=member.token,
+        BENCH_PAYLOAD=PAYLOAD[len("00000000") :],  # the script puts the document's number first
+    )
+
+
+def polls(
+    servers: Sequence[LocalServer], files: RequestFiles, member: BenchMember, seconds: float
+) -> Callable[[int], WrkResult]:
+    return looped(servers, files, poll_requests(member), seconds, UP_TO_DATE)
+
+
+# --- throughput on one process ----------------------------------------------------------------
+
+
+def throughput(
+    backend: Backend, databases: Iterator[str | None], args: argparse.Namespace
+) -> list[str]:
+    """The figures of one backend; returns the lines of its table."""
+    files = RequestFiles()
+    with (
+        bench_server(next(databases), **LOG_OFF) as quiet,
+        bench_server(next(databases)) as logged,
+    ):
+        quiet_member = asyncio.run(prepare(quiet))
+        logged_member = asyncio.run(prepare(logged))
+        seconds = args.seconds
+        top, top_1 = CEILING, "GET /_info, c=1 (ceiling at c=1)"
+        poll = Figure(
+            "GET up-to-date (poll)",
+            polls([logged], files, logged_member, seconds),
+            top,
+            backend.poll_goal,
+        )
+        poll_log_off = Figure(
+            "GET up-to-date, request log off", polls([quiet], files, quiet_member, seconds), top
+        )
+        figures = [
+            Figure(top, ceiling([quiet], files, seconds), top),
+            poll,
+            poll_log_off,
+            Figure(
+                "POST updated (durable write)",
+                writes([logged], logged_member, "w", seconds),
+                top,
+                backend.write_goal,
+            ),
+            Figure(top_1, ceiling([quiet], files, seconds, 1), top_1),
+            Figure("POST updated, c=1", writes([logged], logged_member, "s", seconds, 1), top_1),
+        ]
+        run_rounds(figures, args.rounds)
+    files.close()
+    log_cost = 1 - statistics.median(
+        with_log.rate / without.rate
+        for with_log, without in zip(poll.results, poll_log_off.results, strict=True)
+        if without.rate
+    )
+    verdict = "met" if log_cost <= LOG_COST_GOAL else "NOT met"
+    return [
+        *table(figures),
+        f"  request log cost: {log_cost:.0%} of poll throughput"
+        f" (goal <= {LOG_COST_GOAL:.0%}: {verdict})",
+        f"  polls alone, one per instance every {POLL_INTERVAL_S:g} s (Ledger Live's default):"
+        f" {poll.rate:,.0f}/s x {POLL_INTERVAL_S:g} s"
+        f" = {poll.rate * POLL_INTERVAL_S:,.0f} instances per server core",
+    ]
+
+
+# --- notifications and idle subscribers --------------------------------------------------------
+
+
+async def subscribe(
+    session: aiohttp.ClientSession, url: str, slug: str, token: str
+) -> aiohttp.ClientWebSocketResponse:
+    socket = await session.ws_connect(
+        f"{url.replace('http', 'ws', 1)}/atomic/v1/{slug}/notifications"
+    )
+    await socket.send_str(token)
+    return socket
 
 
 @dataclass
-class Rate:
-    requests: int
-    seconds: float
-    latencies: list[float]
+class Latencies:
+    """Per notified write, in ms: from the write's answer to the subscriber's frame (0 when
+    the frame came first: the server publishes a version before it answers), and from the
+    write's request to the frame (the commit included)."""
+
+    after_answer: list[float] = field(default_factory=list)
+    since_request: list[float] = field(default_factory=list)
 
     @property
-    def per_second(self) -> float:
-        return self.requests / self.seconds
+    def p99(self) -> float:
+        return percentile(self.after_answer, 0.99)
 
-    def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
-
-
-@contextlib.contextmanager
-def serve(database: str, directory: Path) -> Iterator[tuple[str, int]]:
-    """A ``ledgersync serve`` subprocess; yields its URL and pid once it answers."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "LEDGERSYNC_KEY_FILE": str(directory / "key.json"),
-        "LEDGERSYNC_PUBLIC_URL": "http://ledgersync.bench",
-        "LEDGERSYNC_ACCESS_TOKEN_TTL": "3600",
-        "LEDGERSYNC_REFRESH_WINDOW": "7200",
-        "LEDGERSYNC_RATE_LIMIT_PER_MINUTE": "1000000",
-        "LEDGERSYNC_RATE_LIMIT_BURST": "1000000",
-        "LEDGERSYNC_CLOUDSYNC_PING_INTERVAL": "600",  # idle sockets need not answer pings
-        # 10,000 idle subscribers and the load generator, all from 127.0.0.1
-        "LEDGERSYNC_MAX_CONNECTIONS": "15000",
-        "LEDGERSYNC_MAX_CONNECTIONS_PER_CLIENT": "15000",
-        "LEDGERSYNC_LOG_LEVEL": "warning",
-    }
-    command = [str(Path(sys.executable).parent / "ledgersync"), "serve", "--port", str(port)]
-    command += ["--database", database]
-    process = subprocess.Popen(command, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # a benchmark may poll for readiness
-            try:
-                httpx2.get(f"{url}/_info", timeout=1).raise_for_status()
-                break
-            except httpx2.HTTPError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the server did not start") from None
-                time.sleep(0.1)
-        yield url, process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
+    def summary(self) -> str:
+        first = sum(1 for value in self.after_answer if value == 0) / len(self.after_answer)
+        return (
+            f"after the answer p50 {percentile(self.after_answer, 0.5):.1f} ms,"
+            f" p99 {self.p99:.1f} ms ({first:.0%} before it);"
+            f" since the request p50 {percentile(self.since_request, 0.5):.1f} ms,"
+            f" p99 {percentile(self.since_request, 0.99):.1f} ms; {len(self.after_answer)} writes"
+        )
 
 
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+async def notification_latencies(
+    session: aiohttp.ClientSession,
+    writer_url: str,
+    subscriber_url: str,
+    member: BenchMember,
+    slug: str,
+    samples: int,
+) -> Latencies:
+    """Each write sent to ``writer_url`` (one at a time, once the last one's frame came) to
+    its frame on a subscriber of ``subscriber_url``."""
+    subscriber = await subscribe(session, subscriber_url, slug, member.token)
+    arrivals: dict[int, float] = {}
+    arrived: dict[int, asyncio.Event] = {}
 
-
-async def load(
-    seconds: float, request: Callable[[aiohttp.ClientSession, int], Awaitable[bool]]
-) -> Rate:
-    """``CONNECTIONS`` workers calling ``request`` in a loop for ``seconds``; counts the
-    calls that returned True (accepted) and their latencies."""
-    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
-    latencies: list[float] = []
-    failures = 0
-    async with aiohttp.ClientSession(connector=connector) as session:
-        for worker in range(CONNECTIONS):  # warm up: open every connection
-            await request(session, worker)
-        stop = time.perf_counter() + seconds
-
-        async def worker_loop(worker: int) -> None:
-            nonlocal failures
-            while time.perf_counter() < stop:
-                started = time.perf_counter()
-                if await request(session, worker):
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    failures += 1
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker_loop(w) for w in range(CONNECTIONS)))
-        elapsed = time.perf_counter() - began
-    if failures:
-        print(f"  ({failures} requests not accepted)")
-    return Rate(len(latencies), elapsed, latencies)
-
-
-async def http_benchmarks(url: str, token: str, trustchain_id: str, path: str, seconds: float):
-    headers = {"Authorization": f"Bearer {token}"}
-    versions = [0] * CONNECTIONS
-
-    async def info(session: aiohttp.ClientSession, worker: int) -> bool:
-        async with session.get(f"{url}/_info") as response:
-            await response.read()
-            return response.status == 200
-
-    async def post(session: aiohttp.ClientSession, worker: int) -> bool:
-        params = {"id": trustchain_id, "path": path, "version": str(versions[worker] + 1)}
-        async with session.post(
-            f"{url}/atomic/v1/bench-{worker}",
-            params=params,
-            json={"payload": PAYLOAD},
-            headers=headers,
-        ) as response:
-            body = await response.json()
-            if body.get("status") == "updated":
-                versions[worker] += 1
-                return True
-            return False
-
-    async def get(session: aiohttp.ClientSession, worker: int) -> bool:
-        params = {"id": trustchain_id, "path": path, "version": str(versions[worker])}
-        async with session.get(
-            f"{url}/atomic/v1/bench-{worker}", params=params, headers=headers
-        ) as response:
-            body = await response.json()
-            return body.get("status") == "up-to-date"
-
-    baseline = await load(seconds, info)
-    posts = await load(seconds, post)
-    gets = await load(seconds, get)
-    return baseline, gets, posts
-
-
-async def notification_benchmark(
-    url: str, pid: int, token: str, trustchain_id: str, path: str, idle: int, samples: int
-) -> tuple[list[float], float]:
-    """Latencies (ms) from POST acknowledgement to receipt, with ``idle`` idle subscribers;
-    and the server's RSS growth per idle subscriber (KiB)."""
-    ws_url = url.replace("http", "ws", 1)
-    headers = {"Authorization": f"Bearer {token}"}
-    before = rss_kib(pid)
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        sockets: list[aiohttp.ClientWebSocketResponse] = []
-
-        async def connect(slug: str) -> aiohttp.ClientWebSocketResponse:
-            socket = await session.ws_connect(f"{ws_url}/atomic/v1/{slug}/notifications")
-            await socket.send_str(token)
-            return socket
-
-        for start in range(0, idle, 250):
-            batch = range(start, min(idle, start + 250))
-            sockets += await asyncio.gather(*(connect("idle") for _ in batch))
-        # the last idle socket is authenticated once a write to its document reaches it
-        probe = await connect("idle")
-        sockets.append(probe)
-        async with session.post(
-            f"{url}/atomic/v1/idle",
-            params={"id": trustchain_id, "path": path, "version": str(int(time.time()))},
-            json={"payload": "eA=="},  # payloads are base64
-            headers=headers,
-        ) as response:
-            assert (await response.json())["status"] == "updated"
-        await asyncio.wait_for(probe.receive(), 60)
-        per_subscriber = (rss_kib(pid) - before) / len(sockets)
-
-        subscriber = await connect("live")
-        arrivals: dict[int, float] = {}
-        arrived: dict[int, asyncio.Event] = {}
-
-        async def read() -> None:
-            async for message in subscriber:
+    async def read() -> None:
+        async for message in subscriber:
+            if message.type is aiohttp.WSMsgType.TEXT and message.data.isdigit():
                 version = int(message.data)
                 arrivals[version] = time.perf_counter()
                 arrived.setdefault(version, asyncio.Event()).set()
 
-        reader = asyncio.create_task(read())
-        base = int(time.time() * 1000)  # a fresh first version: any version >= 1 is accepted
-        latencies = []
-        warmup = 10
-        for index in range(warmup + samples):
-            version = base + index
-            async with session.post(
-                f"{url}/atomic/v1/live",
-                params={"id": trustchain_id, "path": path, "version": str(version)},
-                json={"payload": PAYLOAD},
-                headers=headers,
-            ) as response:
-                assert (await response.json())["status"] == "updated"
-                acknowledged = time.perf_counter()
-            event = arrived.setdefault(version, asyncio.Event())
-            await asyncio.wait_for(event.wait(), 10)
-            if index >= warmup:
-                latencies.append((arrivals[version] - acknowledged) * 1000)
-        reader.cancel()
-        for slug in ("live", "idle"):  # the next run starts with empty documents
-            async with session.delete(
-                f"{url}/atomic/v1/{slug}",
-                params={"id": trustchain_id, "path": path},
-                headers=headers,
-            ):
-                pass
-        for socket in [*sockets, subscriber]:
+    reader = asyncio.create_task(read())
+    warmup = 10
+    latencies = Latencies()
+    # A fresh document takes any first version: the receiver's clock makes them unique.
+    base = int(time.time() * 1000)
+    for index in range(warmup + samples):
+        version = base + index
+        sent = time.perf_counter()
+        async with session.post(
+            f"{writer_url}/atomic/v1/{slug}?{member.query}&version={version}",
+            json={"payload": PAYLOAD},
+            headers=member.auth,
+        ) as response:
+            await check_json(response, "a notified write")
+            answered = time.perf_counter()
+        # The subscription may start after the first write: the server then sends the
+        # document's current version on subscribing, so the wait always ends.
+        await asyncio.wait_for(arrived.setdefault(version, asyncio.Event()).wait(), 10)
+        if index >= warmup:
+            latencies.after_answer.append(max(0.0, arrivals[version] - answered) * 1000)
+            latencies.since_request.append((arrivals[version] - sent) * 1000)
+    reader.cancel()
+    await subscriber.close()
+    return latencies
+
+
+async def idle_subscribers(
+    server: LocalServer, member: BenchMember, idle: int, samples: int
+) -> tuple[Latencies, float]:
+    """Notification latencies with ``idle`` idle subscribers on the server, and the server's
+    RSS growth per idle subscriber (KiB)."""
+    assert server.process is not None
+    pid = server.process.pid
+    before = rss_kib(pid)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        slug = f"idle{idle}"
+        sockets: list[aiohttp.ClientWebSocketResponse] = []
+        for start in range(0, idle, 250):
+            batch = range(start, min(idle, start + 250))
+            sockets += await asyncio.gather(
+                *(subscribe(session, server.url, slug, member.token) for _ in batch)
+            )
+        # The sockets count once subscribed: the last one is, when a write reaches it.
+        async with session.post(
+            f"{server.url}/atomic/v1/{slug}?{member.query}&version=1",
+            json={"payload": "eA=="},
+            headers=member.auth,
+        ) as response:
+            await check_json(response, "the idle subscribers' document")
+        await asyncio.wait_for(sockets[-1].receive(), 60)
+        per_subscriber = (rss_kib(pid) - before) / len(sockets)
+        latencies = await notification_latencies(
+            session, server.url, server.url, member, f"live{idle}", samples
+        )
+        for socket in sockets:
             await socket.close()
     return latencies, per_subscriber
 
 
-def pct(values: list[float], fraction: float) -> float:
+def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def run_backend(name: str, database: str, directory: Path, args: argparse.Namespace) -> None:
-    with serve(database, directory) as (url, pid):
-        member = new_member(httpx2.Client(base_url=url, timeout=30))
-        token, trustchain_id, path = member.token, member.trustchain_id, member.path
-        baseline, gets, posts = asyncio.run(
-            http_benchmarks(url, token, trustchain_id, path, args.seconds)
-        )
-        print(f"\n{name}: {CONNECTIONS} connections, {args.seconds:.0f} s per measurement")
-        print(f"  GET /_info (baseline)   {baseline.per_second:8,.0f} req/s")
-        for label, rate, goal in (("GET up-to-date", gets, 5000), ("POST updated", posts, 1500)):
-            print(
-                f"  {label:<23} {rate.per_second:8,.0f} req/s"
-                f"  {rate.per_second / baseline.per_second:5.0%} of baseline"
-                f"  p50 {rate.percentile(0.5):5.1f} ms  p99 {rate.percentile(0.99):5.1f} ms"
-                f"  (goal >= {goal:,}/s, p99 < 50 ms)"
-            )
-        for idle in args.subscribers:
+def subscribers(database: str | None, args: argparse.Namespace) -> list[str]:
+    lines = []
+    for idle in args.subscribers:
+        with bench_server(database, **LOG_OFF) as server:
+            member = asyncio.run(new_member(server.url))
             latencies, per_subscriber = asyncio.run(
-                notification_benchmark(url, pid, token, trustchain_id, path, idle, args.samples)
+                idle_subscribers(server, member, idle, args.samples)
             )
-            print(
-                f"  notification, {idle:>6,} idle subscribers: p50 {pct(latencies, 0.5):5.1f} ms"
-                f"  p99 {pct(latencies, 0.99):5.1f} ms  max {max(latencies):5.1f} ms"
-                f"  ({len(latencies)} samples); server RSS +{per_subscriber:.1f} KiB/subscriber"
-            )
+        verdict = "met" if per_subscriber <= IDLE_SUBSCRIBER_GOAL_KIB else "NOT met"
+        lines.append(
+            f"  {idle:,} idle subscribers: server RSS +{per_subscriber:.1f} KiB/subscriber"
+            f" (goal <= {IDLE_SUBSCRIBER_GOAL_KIB:g} KiB: {verdict});"
+            f" notification {latencies.summary()}"
+        )
+    return lines
+
+
+# --- several processes on PostgreSQL ------------------------------------------------------------
+
+
+def several_processes(database: str | None, args: argparse.Namespace) -> list[str]:
+    """One and two server processes on one PostgreSQL database (request log off)."""
+    files = RequestFiles()
+    with tempfile.TemporaryDirectory(prefix="ledgersync-bench-keys-") as keys, ExitStack() as stack:
+        # The processes of one deployment share the key file (tokens of one are valid on all).
+        shared = {"key_file": str(Path(keys) / "server-key.json"), **LOG_OFF}
+        first = stack.enter_context(bench_server(database, core=SERVER_CORE, **shared))
+        second = stack.enter_context(bench_server(database, core=LOAD_CORE, **shared))
+        member = asyncio.run(prepare(first))
+        both = [first, second]
+        seconds = args.seconds
+        one_top, two_top = "1 process: GET /_info (ceiling)", "2 processes: GET /_info (ceiling)"
+        figures = [
+            Figure(one_top, ceiling([first], files, seconds), one_top),
+            Figure("1 process: GET up-to-date", polls([first], files, member, seconds), one_top),
+            Figure("1 process: POST updated", writes([first], member, "m1-", seconds), one_top),
+            Figure(two_top, ceiling(both, files, seconds), two_top),
+            Figure("2 processes: GET up-to-date", polls(both, files, member, seconds), two_top),
+            Figure("2 processes: POST updated", writes(both, member, "m2-", seconds), two_top),
+        ]
+        run_rounds(figures, args.rounds)
+        latencies = asyncio.run(cross_process(first, second, member, args.samples))
+    files.close()
+    scale_poll = figures[4].rate / figures[1].rate
+    scale_write = figures[5].rate / figures[2].rate
+    verdict = "met" if latencies.p99 < CROSS_PROCESS_P99_GOAL_MS else "NOT met"
+    return [
+        *table(figures),
+        f"  2 processes / 1 process: poll x{scale_poll:.2f}, write x{scale_write:.2f}"
+        " (the second process shares core 1 with wrk and PostgreSQL)",
+        "  notification, write on one process -> subscriber on the other"
+        f" (goal p99 < {CROSS_PROCESS_P99_GOAL_MS:g} ms after the answer: {verdict}):",
+        f"    {latencies.summary()}",
+    ]
+
+
+async def cross_process(
+    writer: LocalServer, reader: LocalServer, member: BenchMember, samples: int
+) -> Latencies:
+    async with aiohttp.ClientSession() as session:
+        return await notification_latencies(
+            session, writer.url, reader.url, member, "crossprocess", samples
+        )
+
+
+# --- main ---------------------------------------------------------------------------------------
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--samples", type=int, default=200)
+    parser = arguments(__doc__.split("\n")[0])
+    parser.add_argument("--samples", type=int, default=200, help="notification samples")
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1_000, 10_000])
-    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     args = parser.parse_args()
+    if args.quick:
+        args.samples, args.subscribers = 20, [200]
+    start(args)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    print(
-        f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs;"
-        f" server and load generator on the same machine (file limit {hard})"
-    )
-    with tempfile.TemporaryDirectory(prefix="ledgersync-bench-") as temporary:
-        directory = Path(temporary)
-        if "sqlite" in args.backends:
-            run_backend("SQLite", f"sqlite:///{directory / 'bench.sqlite'}", directory, args)
-        if "postgresql" in args.backends:
-            cluster = EmbeddedPostgres().start()
-            try:
-                run_backend("PostgreSQL", cluster.create_database(), directory, args)
-            finally:
-                cluster.stop()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 10,000 websockets
+    for backend in (backend for backend in (SQLITE, POSTGRESQL) if backend.key in args.backends):
+        with fresh_databases(backend.key) as fresh:
+            lines = throughput(backend, fresh, args)
+            print(f"\n{backend.name} (fsync on):", flush=True)
+            print("\n".join(lines), flush=True)
+            print("\n".join(subscribers(next(fresh), args)), flush=True)
+            if backend is POSTGRESQL:
+                print(f"\n{backend.name}, several processes on one database (request log off):")
+                print("\n".join(several_processes(next(fresh), args)), flush=True)
+    print(f"\nload average at the end: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 
 import coincurve
 
@@ -45,7 +46,7 @@ def build_stream(blocks: int) -> bytes:
     return encode_stream(chain)
 
 
-def best_of(repeat: int, function, *args) -> float:
+def best_of(repeat: int, function: Callable[..., object], *args: object) -> float:
     timings = []
     for _ in range(repeat):
         start = time.perf_counter()

@@ -1,15 +1,13 @@
-import json
-from pathlib import Path
+"""Fixtures of the whole suite; what tests share otherwise is in :mod:`tests.support`."""
+
 from typing import Any
 
 import pytest
 
-DATA = Path(__file__).parent / "data"
+from .support.vectors import load_vectors
 
-
-def load_vectors() -> dict[str, dict[str, Any]]:
-    document = json.loads((DATA / "lkrp-vectors.json").read_text())
-    return {vector["id"]: vector for vector in document["vectors"]}
+#: ``ledgersync_server`` and ``ledgersync_postgres``, the fixtures wallet developers get too.
+pytest_plugins = ["ledgersync.testing"]
 
 
 @pytest.fixture(scope="session")

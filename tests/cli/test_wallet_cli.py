@@ -12,7 +12,8 @@ import pytest
 
 from ledgersync.testing import LocalServer
 
-from .wallet_cli import BTC, CLI, ETH, TXID, Background, one_error_line
+from ..support.wallets import BTC, ETH
+from .wallet_cli import CLI, TXID, Background, one_error_line
 
 
 @pytest.fixture(scope="module")
@@ -200,9 +201,11 @@ def test_a_label_arrives_live_on_a_watching_instance(cli: CLI, active_pair: str)
 
     started = time.monotonic()
     cli.ok("labels", "set", "tx", TXID, "Rent, December", "--instance", "laptop")
-    arrived, _ = phone.wait_line(has_label, timeout=10)
+    arrived, _ = phone.wait_line(has_label, timeout=25)
     print(f"label arrived {arrived - started:.3f} s after the command started")
-    assert arrived - started < 1.0, f"took {arrived - started:.3f} s"
+    # The watcher polls every 30 s: arriving well within that proves the notification carried
+    # it. The bound is loose on purpose (a loaded CI machine); the demo measures the real delay.
+    assert arrived - started < 10.0, f"took {arrived - started:.3f} s"
     listed = cli.ok("labels", "list", "--json", "--instance", "phone").json()
     assert listed == [{"type": "tx", "ref": TXID, "label": "Rent, December"}]
 

@@ -13,7 +13,8 @@ import pytest
 
 from ledgersync.wallet import CSV_COLUMNS
 
-from .wallet_cli import CLI, ETH, TXID
+from ..support.wallets import ETH
+from .wallet_cli import CLI, TXID
 
 #: Nothing listens there: these instances are never activated.
 NO_SERVER = "http://127.0.0.1:9"

@@ -12,7 +12,8 @@ import pytest
 
 from ledgersync.testing import LocalServer
 
-from .wallet_cli import CLI, ETH, one_error_line
+from ..support.wallets import ETH
+from .wallet_cli import CLI, one_error_line
 
 NO_SERVER = "http://127.0.0.1:9"
 HOST_KEY = "02" + "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"

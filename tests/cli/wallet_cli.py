@@ -19,11 +19,8 @@ from ledgersync.device import ProfileStore, SoftwareDevice, approve_all
 from ledgersync.testing import ledgersync_command
 from ledgersync.wallet import InstanceStore, Wallet, actions
 
-ETH = "js:2:ethereum:0x71C7656EC7ab88b098defB751B7401B5f6d8976F:"
-BTC = (
-    "js:2:bitcoin:xpub6CUGRUonZSQ4TWtTMmzXdrXDtypWKiKrhko4egpiMZbpiaQL2jkwSB1icqYh2cfDfVxdx4df189o"
-    "LKnC5fSwqPfgyP3hooxujYzAu3fDVmz:native_segwit"
-)
+from ..support.wallets import ETH
+
 TXID = "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16"
 DEADLINE = 30.0
 

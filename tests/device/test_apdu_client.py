@@ -25,7 +25,8 @@ from ledgersync.protocol.crypto import KeyPair
 from ledgersync.protocol.paths import application_path
 from ledgersync.protocol.tree import read_key, resolve_tree
 
-from .conftest import Approvals, Chain, KeyStream, Scripted, direct_device
+from ..support.chains import Chain
+from ..support.devices import Approvals, KeyStream, Scripted, software_device_from
 
 h = bytes.fromhex
 APP = application_path(16, 0)
@@ -153,7 +154,7 @@ async def test_the_apdu_path_makes_the_software_devices_blocks_byte_for_byte(spe
     """Same phrase and same randomness: the emulator and the software device sign the same
     bytes (the APDU client draws the Seed's parent first, so the app's stream is 32 bytes on)."""
     member = KeyPair.from_private_key(crypto.sha256(b"m1")).public_key
-    direct = direct_device(speculos_phrase, random=KeyStream(b"same"))
+    direct = software_device_from(speculos_phrase, random=KeyStream(b"same"))
     app_random = KeyStream(b"same")
     app_random(32)
     emulator = Emulator(

@@ -37,7 +37,8 @@ from ledgersync.protocol.tlv import encode_signature
 from ledgersync.protocol.tree import read_key
 from ledgersync.protocol.trusted import TrustedProperties, TrustedProperty
 
-from .conftest import OTHER_PHRASE, Approvals, Chain, direct_device
+from ..support.chains import Chain
+from ..support.devices import OTHER_PHRASE, Approvals, software_device_from
 
 h = bytes.fromhex
 APP = application_path(16, 0)
@@ -94,7 +95,7 @@ def host(speculos_phrase):
 @pytest.fixture
 async def chain(speculos_phrase):
     """A trustchain of this phrase's device: Seed; Derive+Add(M1); Add(M2) at m/0'/16'/0'."""
-    device = direct_device(speculos_phrase)
+    device = software_device_from(speculos_phrase)
     m1, m2 = KeyPair.generate(), KeyPair.generate()
     chain = Chain().add((), await device.sign_block(SeedRequest(), None))
     chain.add(APP, await device.sign_block(DeriveRequest(APP, m1.public_key, "M1"), chain.tree))
@@ -202,7 +203,7 @@ async def test_a_foreign_issuer_needs_the_trusted_member(host, chain, speculos_p
     seed = blocks(chain)[0]
     m1 = KeyPair.generate()
     chain = Chain().add((), seed)
-    device = direct_device(speculos_phrase)
+    device = software_device_from(speculos_phrase)
     chain.add(APP, await device.sign_block(DeriveRequest(APP, m1.public_key, "M1"), chain.tree))
     derive = chain.tree.get(APP).blocks[0].block
     xpriv = read_key(chain.tree, m1.private_key, APP).xpriv
@@ -245,7 +246,7 @@ async def test_set_trusted_member(host, chain):
 
 
 async def test_parsing_a_closed_stream_answers_stream_closed(host, chain, speculos_phrase):
-    device = direct_device(speculos_phrase)
+    device = software_device_from(speculos_phrase)
     chain.add(APP, await device.sign_block(CloseRequest(APP), chain.tree))
     host.init()
     *earlier, closing = blocks(chain)

@@ -24,7 +24,8 @@ from ledgersync.protocol.crypto import KeyPair
 from ledgersync.protocol.paths import application_path, parse_path
 from ledgersync.protocol.tree import read_key, resolve_tree
 
-from .conftest import DEVICE_KINDS, OTHER_PHRASE, Approvals, Chain, direct_device
+from ..support.chains import Chain
+from ..support.devices import DEVICE_KINDS, OTHER_PHRASE, Approvals, software_device_from
 
 h = bytes.fromhex
 APP = application_path(16, 0)
@@ -92,7 +93,7 @@ async def test_create_derive_add_close_and_rotate(make_device, speculos_phrase):
 
 
 async def test_the_device_reads_its_own_keys(speculos_phrase):
-    device = direct_device(speculos_phrase)
+    device = software_device_from(speculos_phrase)
     chain = await create_with_member(device, member(1))
     for path in (ROOT, APP, parse_path("m/0'/17'/0'")):
         # The device holds the root key: every stream key below it is readable.
@@ -136,7 +137,7 @@ async def test_the_same_phrase_operates_the_same_trustchain(
     ("phrase", "passphrase"), [(OTHER_PHRASE, ""), (None, "another passphrase")]
 )
 async def test_another_seed_gets_wrong_seed(make_device, speculos_phrase, phrase, passphrase):
-    chain = await create_with_member(direct_device(speculos_phrase), member(1))
+    chain = await create_with_member(software_device_from(speculos_phrase), member(1))
     stranger = make_device(phrase or speculos_phrase, passphrase=passphrase)
     requests = [
         DeriveRequest(NEXT, member(2).public_key, "M2"),
@@ -149,7 +150,7 @@ async def test_another_seed_gets_wrong_seed(make_device, speculos_phrase, phrase
 
 
 async def test_a_device_that_knows_its_key_refuses_before_asking(make_device, speculos_phrase):
-    chain = await create_with_member(direct_device(speculos_phrase), member(1))
+    chain = await create_with_member(software_device_from(speculos_phrase), member(1))
     approvals = Approvals()
     stranger = make_device(OTHER_PHRASE, approver=approvals)
     await stranger.seed_id_public_key()  # a hardware device learns it with a login
@@ -161,9 +162,9 @@ async def test_a_device_that_knows_its_key_refuses_before_asking(make_device, sp
 
 
 async def test_another_seed_cannot_read_keys(speculos_phrase):
-    chain = await create_with_member(direct_device(speculos_phrase), member(1))
+    chain = await create_with_member(software_device_from(speculos_phrase), member(1))
     with pytest.raises(WrongSeedError):
-        await direct_device(OTHER_PHRASE).read_key(chain.tree, APP)
+        await software_device_from(OTHER_PHRASE).read_key(chain.tree, APP)
 
 
 async def test_the_recorded_ledger_live_trustchain_is_another_seed(

@@ -10,7 +10,7 @@ from ledgersync.device.identity import (
     normalize_mnemonic,
 )
 
-from .conftest import OTHER_PHRASE
+from ..support.devices import OTHER_PHRASE
 
 
 def test_seed_id_key_of_the_speculos_phrase(vectors):

@@ -17,7 +17,7 @@ from ledgersync.device import (
 from ledgersync.device.profiles import ProfileExistsError, ProfileNotFoundError
 from ledgersync.device.spec import SoftwareSpec
 
-from .conftest import OTHER_PHRASE
+from ..support.devices import OTHER_PHRASE
 
 KEY = "attestation_private_key"
 

@@ -1,7 +1,6 @@
 """Transports: Speculos's TCP port (real sockets), USB HID (through a stand-in ``ledgercomm``)."""
 
 import asyncio
-import socket
 import sys
 import types
 
@@ -29,8 +28,9 @@ from ledgersync.device.spec import HidSpec, SoftwareSpec, SpeculosSpec
 from ledgersync.device.speculos import SpeculosTransport, serve_emulator
 from ledgersync.protocol.crypto import KeyPair
 from ledgersync.protocol.paths import application_path
+from ledgersync.testing import free_port
 
-from .conftest import Chain
+from ..support.chains import Chain
 from .speculos_server import SpeculosServer
 
 h = bytes.fromhex
@@ -67,9 +67,7 @@ async def test_a_full_flow_over_the_speculos_port(emulator, tmp_path, vectors):
 
 
 async def test_nothing_listening_is_device_not_found():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     # The port was just released and nothing listens there.
     with pytest.raises(DeviceNotFoundError, match=f"127.0.0.1:{port}"):
         await SpeculosTransport.connect("127.0.0.1", port)

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from ledgersync.device.identity import DeviceIdentity, generate_mnemonic
-from tests.conftest import load_vectors
 
+from ..support.vectors import load_vectors
 from .js import JsInstance, ensure_node_packages
 from .server import Server
 

@@ -29,7 +29,7 @@ from ledgersync.protocol.challenge import Challenge, SeedIdResponse, decode_atte
 from ledgersync.protocol.errors import ProtocolError
 from ledgersync.protocol.paths import decode_path, encode_path, format_path, parse_path
 
-from ..conftest import load_vectors
+from ..support.vectors import load_vectors
 
 KEY = st.binary(min_size=33, max_size=33)
 IV = st.binary(min_size=16, max_size=16)

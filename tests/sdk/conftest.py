@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from ledgersync.device.interface import Device
 from ledgersync.sdk.trustchain import TrustchainSDK
 
-from ..server.harness import RunningServer
-from .harness import DEVICE_KINDS, Approvals, Instance, running_server
-
-InstanceFactory = Callable[..., Instance]
-DeviceFactory = Callable[..., tuple[Device, Approvals]]
+from ..support.devices import DEVICE_KINDS, DeviceFactory, with_approvals
+from ..support.instances import Instance, InstanceFactory
+from ..support.servers import RunningServer, running_server
 
 
 @pytest.fixture
@@ -42,5 +40,4 @@ async def instances(server: RunningServer) -> AsyncIterator[InstanceFactory]:
 def make_device(request: pytest.FixtureRequest) -> DeviceFactory:
     """``make_device(phrase=None)`` → (device, approvals); runs the test for each device kind:
     the software device and the APDU client driving the emulated app."""
-    factory: DeviceFactory = DEVICE_KINDS[request.param]
-    return factory
+    return partial(with_approvals, DEVICE_KINDS[request.param])

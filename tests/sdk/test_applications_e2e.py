@@ -39,8 +39,9 @@ from ledgersync.sdk.errors import (
 )
 from ledgersync.sdk.trustchain import TrustchainSDK
 
-from ..server.harness import RunningServer
-from .harness import Instance, software_device
+from ..support.devices import software_device
+from ..support.instances import Instance
+from ..support.servers import RunningServer
 
 LEDGER_SYNC = 16
 RING = 17

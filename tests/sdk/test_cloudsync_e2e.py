@@ -35,16 +35,11 @@ from ledgersync.sdk.errors import (
 )
 from ledgersync.sdk.http import HTTPOptions
 
-from ..server.harness import RunningServer
-from .conftest import InstanceFactory
-from .harness import (
-    CuttableProxy,
-    Instance,
-    move_past,
-    running_server,
-    software_device,
-    token_claims,
-)
+from ..support.devices import software_device
+from ..support.instances import Instance, InstanceFactory, move_past
+from ..support.network import CuttableProxy
+from ..support.servers import RunningServer, running_server
+from ..support.tokens import token_claims
 
 ACCOUNTS = {
     "accounts": [

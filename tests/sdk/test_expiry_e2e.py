@@ -10,9 +10,10 @@ from __future__ import annotations
 from ledgersync.device.approval import ApprovalKind
 from ledgersync.sdk.credentials import TrustchainMember, TrustchainResultType
 
-from ..server.harness import RunningServer
-from .conftest import InstanceFactory
-from .harness import move_past, software_device, token_claims
+from ..support.devices import software_device
+from ..support.instances import InstanceFactory, move_past
+from ..support.servers import RunningServer
+from ..support.tokens import token_claims
 
 
 async def test_member_token_expires_then_is_refreshed(

@@ -6,15 +6,13 @@ answers; the real server's answers are covered end to end.
 
 from __future__ import annotations
 
-import socket
-
 import httpx2
 import pytest
 
 from ledgersync.device import errors as device_errors
 from ledgersync.sdk.device import DeviceCallbacks, with_device
 from ledgersync.sdk.errors import (
-    DeviceError,
+    DeviceFailure,
     InvalidResponse,
     LedgerAPI4xx,
     LedgerAPI5xx,
@@ -23,8 +21,9 @@ from ledgersync.sdk.errors import (
     UserRefusedOnDevice,
 )
 from ledgersync.sdk.http import HTTPOptions, JSONClient, error_message
+from ledgersync.testing import free_port
 
-from ..server.harness import RunningServer
+from ..support.servers import RunningServer
 
 
 @pytest.mark.parametrize(
@@ -110,9 +109,7 @@ async def test_client_version_header_and_empty_answers() -> None:
 
 
 async def test_unreachable_server_is_a_network_error() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     client = JSONClient(f"http://127.0.0.1:{port}", HTTPOptions(get_retries=0, timeout=5))
     with pytest.raises(NetworkError):
         await client.request("GET", "/v1/challenge")
@@ -132,8 +129,8 @@ async def test_real_server_unknown_route(server: RunningServer) -> None:
     [
         (device_errors.UserRefusedError("no"), UserRefusedOnDevice),
         (device_errors.WrongSeedError("seed"), TrustchainNotAllowed),
-        (device_errors.DeviceLockedError("locked"), DeviceError),
-        (device_errors.TransportError("unplugged"), DeviceError),
+        (device_errors.DeviceLockedError("locked"), DeviceFailure),
+        (device_errors.TransportError("unplugged"), DeviceFailure),
     ],
 )
 async def test_device_errors_are_translated(raised: Exception, expected: type) -> None:

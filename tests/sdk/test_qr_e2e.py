@@ -35,8 +35,8 @@ from ledgersync.sdk.qr import (
     pair_as_host,
 )
 
-from .conftest import InstanceFactory
-from .harness import Instance, software_device
+from ..support.devices import software_device
+from ..support.instances import Instance, InstanceFactory
 
 
 class Screen:

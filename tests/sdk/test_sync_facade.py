@@ -7,8 +7,8 @@ import pytest
 from ledgersync.sdk import SyncTrustchainSDK, TrustchainMember, TrustchainResultType
 from ledgersync.sdk.errors import TrustchainEjected
 
-from ..server.harness import RunningServer
-from .harness import software_device
+from ..support.devices import software_device
+from ..support.servers import RunningServer
 
 
 def test_scripts_use_the_sdk_without_asyncio(server: RunningServer) -> None:

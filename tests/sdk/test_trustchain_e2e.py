@@ -24,9 +24,9 @@ from ledgersync.sdk.errors import (
     UserRefusedOnDevice,
 )
 
-from ..server.harness import RunningServer
-from .conftest import DeviceFactory, InstanceFactory
-from .harness import Instance, software_device
+from ..support.devices import DeviceFactory, software_device
+from ..support.instances import Instance, InstanceFactory
+from ..support.servers import RunningServer
 
 
 async def server_tree(instance: Instance):  # type: ignore[no-untyped-def]
@@ -63,7 +63,7 @@ async def test_create_then_join_then_restore(
     assert second.tc == first.tc  # same id, path and key
     # Again: already a member → restored, nothing sent.
     assert await join(second, device) is TrustchainResultType.RESTORED
-    kinds = [request.kind for request in approvals.seen]
+    kinds = [request.kind for request in approvals.requests]
     assert kinds.count(ApprovalKind.ADD_MEMBER) == 2  # one per instance, none for the restore
 
     tree = await server_tree(first)

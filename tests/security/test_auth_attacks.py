@@ -11,7 +11,6 @@ QR peer, and the rate limits. Every one must be refused, with the JSON error, ne
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import json
@@ -37,10 +36,10 @@ from ledgersync.sdk.errors import TrustchainEjected
 from ledgersync.sdk.trustchain import TrustchainSDK
 from ledgersync.server.keys import ServerKeys
 
-from ..sdk.harness import software_device
-from ..server.cloudsync_helpers import closed, next_frame, subscribe
-from ..server.harness import ManualClock, RunningServer
-from ..server.helpers import (
+from ..support.cloudsync import closed, next_frame, subscribe
+from ..support.devices import software_device
+from ..support.http import response_problem
+from ..support.keyring import (
     PROD_ATTESTATION_KEY,
     Session,
     app_path,
@@ -51,38 +50,34 @@ from ..server.helpers import (
     member_answer,
     rotate,
 )
-from .conftest import World, populate
-from .probes import response_problem
+from ..support.payloads import b64url_decode, b64url_encode
+from ..support.servers import ManualClock, RunningServer
+from ..support.tokens import P256_ORDER
+from ..support.world import World, populate
+
 
 #: The order of P-256 (ES256 signatures are r ‖ s modulo it).
-P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def part(value: Any) -> str:
-    return b64(json.dumps(value, separators=(",", ":")).encode())
+    return b64url_encode(json.dumps(value, separators=(",", ":")).encode())
 
 
 def parts_of(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes]:
     header, claims, signature = token.split(".")
-    return json.loads(unb64(header)), json.loads(unb64(claims)), unb64(signature)
+    return (
+        json.loads(b64url_decode(header)),
+        json.loads(b64url_decode(claims)),
+        b64url_decode(signature),
+    )
 
 
 def assemble(header: dict[str, Any], claims: dict[str, Any], signature: bytes) -> str:
-    return f"{part(header)}.{part(claims)}.{b64(signature)}"
+    return f"{part(header)}.{part(claims)}.{b64url_encode(signature)}"
 
 
 def hs256(claims: dict[str, Any], secret: bytes) -> str:
     signing_input = f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}"
     mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(mac)}"
+    return f"{signing_input}.{b64url_encode(mac)}"
 
 
 def low_s(token: str) -> str:

@@ -19,8 +19,7 @@ import pytest
 
 from ledgersync.protocol import KeyPair
 
-from .conftest import ServerLog, World
-from .probes import (
+from ..support.frames import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONTINUATION,
@@ -30,7 +29,9 @@ from .probes import (
     close_frame,
     frame,
 )
-from .test_bad_input import b64url
+from ..support.logs import LogRecords
+from ..support.payloads import b64url_json
+from ..support.world import World
 
 #: Close codes (RFC 6455 §7.4.1).
 PROTOCOL_ERROR, UNSUPPORTED, INVALID_DATA, POLICY, TOO_BIG = 1002, 1003, 1007, 1008, 1009
@@ -104,7 +105,7 @@ async def opened(world: World, route: str) -> tuple[RawWebSocket, int | None]:
 @pytest.mark.parametrize("route", sorted(ROUTES))
 @pytest.mark.parametrize("name", sorted(BROKEN_FRAMES))
 async def test_broken_frames_close_the_connection(
-    world: World, route: str, name: str, server_log: ServerLog
+    world: World, route: str, name: str, server_log: LogRecords
 ) -> None:
     frames, codes = BROKEN_FRAMES[name]
     mark = server_log.mark()
@@ -128,7 +129,7 @@ async def still_up(world: World) -> None:
 
 
 async def test_a_truncated_frame_then_a_reset_is_not_an_error(
-    world: World, server_log: ServerLog
+    world: World, server_log: LogRecords
 ) -> None:
     for route in ROUTES:
         mark = server_log.mark()
@@ -140,7 +141,7 @@ async def test_a_truncated_frame_then_a_reset_is_not_an_error(
     await still_up(world)
 
 
-async def test_a_ping_flood_is_answered_in_order(world: World, server_log: ServerLog) -> None:
+async def test_a_ping_flood_is_answered_in_order(world: World, server_log: LogRecords) -> None:
     for route in ROUTES:
         socket, status = await opened(world, route)
         try:
@@ -172,7 +173,7 @@ BAD_HANDSHAKES: dict[str, dict[str, str]] = {
 @pytest.mark.parametrize("route", sorted(ROUTES))
 @pytest.mark.parametrize("name", sorted(BAD_HANDSHAKES))
 async def test_bad_handshakes_are_refused(
-    world: World, route: str, name: str, server_log: ServerLog
+    world: World, route: str, name: str, server_log: LogRecords
 ) -> None:
     socket = RawWebSocket(world.server.port, FRAME_SWEEPS[ROUTES[route]](world))
     try:
@@ -205,7 +206,7 @@ HOSTILE_SLUGS = ["a" * 65, "%00", "%C3%BC", "a%20b", "%ff", "a" * 9000]
     ids=lambda target: target[:60],
 )
 async def test_hostile_websocket_queries_are_refused_at_the_handshake(
-    world: World, target: str, server_log: ServerLog
+    world: World, target: str, server_log: LogRecords
 ) -> None:
     """Refused quickly (403, or 4xx by the HTTP layer for an overlong request line), whatever
     the length or bytes: never upgraded, never left hanging."""
@@ -224,7 +225,7 @@ async def test_hostile_websocket_queries_are_refused_at_the_handshake(
 
 def notification_first_frames(world: World) -> dict[str, tuple[bytes, int]]:
     _, claims, _ = world.member.token.split(".")
-    unsigned = b64url({"alg": "none", "typ": "JWT"}) + "." + claims + "."
+    unsigned = b64url_json({"alg": "none", "typ": "JWT"}) + "." + claims + "."
     return {
         "garbage": (frame(OP_TEXT, b"garbage"), POLICY),
         "a JSON object": (frame(OP_TEXT, json.dumps({"token": "x"}).encode()), POLICY),
@@ -239,7 +240,7 @@ def notification_first_frames(world: World) -> dict[str, tuple[bytes, int]]:
     "name", ["garbage", "a JSON object", "alg none", "an empty text", "16 KiB + 1", "binary"]
 )
 async def test_notifications_refuse_bad_first_frames(
-    world: World, name: str, server_log: ServerLog
+    world: World, name: str, server_log: LogRecords
 ) -> None:
     data, code = notification_first_frames(world)[name]
     mark = server_log.mark()
@@ -255,7 +256,7 @@ async def test_notifications_refuse_bad_first_frames(
     await still_up(world)
 
 
-async def test_junk_after_a_valid_token_is_refused(world: World, server_log: ServerLog) -> None:
+async def test_junk_after_a_valid_token_is_refused(world: World, server_log: LogRecords) -> None:
     """A subscribed socket that sends junk where a token is expected is closed (1008)."""
     socket = RawWebSocket(world.server.port, notifications_target(world))
     try:
@@ -269,7 +270,7 @@ async def test_junk_after_a_valid_token_is_refused(world: World, server_log: Ser
     await still_up(world)
 
 
-async def test_qr_relay_passes_any_frame_verbatim(world: World, server_log: ServerLog) -> None:
+async def test_qr_relay_passes_any_frame_verbatim(world: World, server_log: LogRecords) -> None:
     """The relay is a dumb pipe: binary junk, NULs and the largest allowed frame reach the
     other peer unchanged (the peers' end-to-end encryption is their business)."""
     target = qr_target(world)

@@ -13,7 +13,6 @@ The probes of each route come from :data:`PROFILES`, keyed like the route table;
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 from collections.abc import Callable
@@ -25,8 +24,10 @@ import pytest
 from ledgersync.protocol import KeyPair
 from ledgersync.protocol.builders import seed_block
 
-from ..server.harness import RunningServer
-from ..server.helpers import (
+from ..support import DEADLINE
+from ..support.frames import RawWebSocket
+from ..support.http import raw_exchange, request_bytes, response_problem
+from ..support.keyring import (
     Trustchain,
     bearer,
     device_answer,
@@ -34,8 +35,10 @@ from ..server.helpers import (
     login_device,
     stream_hex,
 )
-from .conftest import SWEEP_LIMITS, ServerLog, World
-from .probes import DEADLINE, RawWebSocket, raw_exchange, request_bytes, response_problem
+from ..support.logs import LogRecords
+from ..support.payloads import b64url_json
+from ..support.servers import RunningServer
+from ..support.world import SWEEP_LIMITS, World
 
 ANY = "any"  # the input may be valid: it must not cause a 5xx (and a 4xx must be JSON)
 REFUSED = "refused"  # the input cannot be valid: it must be refused with a JSON 4xx
@@ -55,11 +58,6 @@ class Probe:
 Profile = Callable[[World], list[Probe]]
 
 
-def b64url(value: object) -> str:
-    text = value if isinstance(value, str) else json.dumps(value)
-    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
-
-
 def bad_authorizations(token: str) -> list[tuple[str, dict[str, str]]]:
     """Authorization headers that must all be refused (401)."""
     header, claims, signature = token.split(".")
@@ -70,10 +68,10 @@ def bad_authorizations(token: str) -> list[tuple[str, dict[str, str]]]:
         ("one word", {"Authorization": "Bearer garbage"}),
         ("three empty parts", {"Authorization": "Bearer .."}),
         ("bad base64", {"Authorization": "Bearer !!!.***.???"}),
-        ("header is a list", {"Authorization": f"Bearer {b64url([])}.{claims}.{signature}"}),
-        ("claims are a list", {"Authorization": f"Bearer {header}.{b64url([1])}.{signature}"}),
-        ("claims not JSON", {"Authorization": f"Bearer {header}.{b64url('{x')}.{signature}"}),
-        ("nested claims", {"Authorization": f"Bearer {header}.{b64url('[' * 5000)}.x"}),
+        ("header is a list", {"Authorization": f"Bearer {b64url_json([])}.{claims}.{signature}"}),
+        ("claims are a list", {"Authorization": f"Bearer {header}.{b64url_json([1])}.{signature}"}),
+        ("claims not JSON", {"Authorization": f"Bearer {header}.{b64url_json('{x')}.{signature}"}),
+        ("nested claims", {"Authorization": f"Bearer {header}.{b64url_json('[' * 5000)}.x"}),
         ("4 parts", {"Authorization": f"Bearer {token}.{signature}"}),
         ("token and junk", {"Authorization": f"Bearer {token} junk"}),
         ("truncated", {"Authorization": f"Bearer {token[:-10]}"}),
@@ -534,7 +532,16 @@ def websocket_profile(world: World) -> list[Probe]:
 
 
 #: The probes of each route of the table (``routes.py``), by (path template, method).
+def asset_profile(world: World) -> list[Probe]:
+    """Names outside the two assets, traversals included: each a JSON 404."""
+    names = ["home.html", "API.JS", "..%2f..%2fetc%2fpasswd", "%00", "a" * 300, "%2e%2e"]
+    return [Probe(f"GET /static/{name[:20]}", "GET", f"/static/{name}") for name in names]
+
+
 PROFILES: dict[tuple[str, str], Profile] = {
+    ("/", "GET"): no_input_profile("/"),
+    ("/api", "GET"): no_input_profile("/api"),
+    ("/static/{asset}", "GET"): asset_profile,
     ("/_info", "GET"): no_input_profile("/_info"),
     ("/_health", "GET"): no_input_profile("/_health"),
     ("/openapi.json", "GET"): no_input_profile("/openapi.json"),
@@ -596,7 +603,7 @@ def assert_still_up(world: World) -> None:
     ids=lambda key: f"{key[1]} {key[0]}",
 )
 def test_every_route_refuses_bad_input(
-    world: World, route: tuple[str, str], server_log: ServerLog
+    world: World, route: tuple[str, str], server_log: LogRecords
 ) -> None:
     probes = PROFILES[route](world)
     assert probes, "a route without probes"
@@ -630,7 +637,7 @@ def body_routes(world: World) -> list[tuple[str, str, dict[str, str], list[tuple
     ],
     ids=["bare", "in an object", "negative, 100k digits", "in an array"],
 )
-def test_huge_json_integers_are_refused(world: World, body: bytes, server_log: ServerLog) -> None:
+def test_huge_json_integers_are_refused(world: World, body: bytes, server_log: LogRecords) -> None:
     """Python refuses to convert integers of more than 4300 digits: a 400, not a 500."""
     problems = []
     for method, url, headers, params in body_routes(world):
@@ -656,7 +663,7 @@ def test_huge_json_integers_are_refused(world: World, body: bytes, server_log: S
     ids=["lone high surrogate", "lone low surrogate", "unpaired", "NUL inside", "only NUL"],
 )
 def test_cloudsync_payloads_that_are_not_text(
-    world: World, payload: bytes, server_log: ServerLog
+    world: World, payload: bytes, server_log: LogRecords
 ) -> None:
     """A payload with a lone surrogate or a NUL is refused (400) or stored verbatim (read
     back identical), never a 500."""
@@ -771,7 +778,7 @@ RAW_REQUESTS: list[tuple[str, bytes]] = [
 
 @pytest.mark.parametrize("name", [name for name, _ in RAW_REQUESTS])
 async def test_raw_requests_are_refused_cleanly(
-    world: World, name: str, server_log: ServerLog
+    world: World, name: str, server_log: LogRecords
 ) -> None:
     data = dict(RAW_REQUESTS)[name]
     answer = await raw_exchange(world.server.port, data, half_close=False)
@@ -780,7 +787,7 @@ async def test_raw_requests_are_refused_cleanly(
     await asyncio.to_thread(assert_still_up, world)
 
 
-async def test_no_request_smuggling(world: World, server_log: ServerLog) -> None:
+async def test_no_request_smuggling(world: World, server_log: LogRecords) -> None:
     """Content-Length and Transfer-Encoding together: the request is refused or read one
     way, never both (no second, smuggled request is answered)."""
     smuggled = request_bytes("GET", "/v1/trustchains", headers=bearer(world.device.token))
@@ -796,7 +803,7 @@ async def test_no_request_smuggling(world: World, server_log: ServerLog) -> None
     await asyncio.to_thread(assert_still_up, world)
 
 
-def test_wrong_methods_are_json_405(world: World, server_log: ServerLog) -> None:
+def test_wrong_methods_are_json_405(world: World, server_log: LogRecords) -> None:
     from .test_openapi import table_operations
 
     problems = []
@@ -827,7 +834,7 @@ def test_wrong_methods_are_json_405(world: World, server_log: ServerLog) -> None
     ids=["one 100 KB header", "2000 headers", "a 100 KB query", "a 100 KB token"],
 )
 async def test_oversized_request_heads_are_refused(
-    world: World, data: bytes, server_log: ServerLog
+    world: World, data: bytes, server_log: LogRecords
 ) -> None:
     answer = await raw_exchange(world.server.port, data, until_status=True)
     assert answer.status in (400, 413, 414, 431), answer.data[:200]
@@ -851,7 +858,7 @@ async def ended(reader: asyncio.StreamReader) -> bytes:
 
 
 async def test_slow_and_idle_connections_are_cut(
-    make_server: Callable[..., RunningServer], server_log: ServerLog
+    make_server: Callable[..., RunningServer], server_log: LogRecords
 ) -> None:
     """A connection that never finishes its headers (slowloris), or never sends anything, is
     closed by the server: connections are bounded in time, not only in number."""
@@ -874,7 +881,7 @@ async def test_slow_and_idle_connections_are_cut(
 
 
 async def test_connections_per_client_are_bounded(
-    make_server: Callable[..., RunningServer], server_log: ServerLog
+    make_server: Callable[..., RunningServer], server_log: LogRecords
 ) -> None:
     """One client address holds at most ``max_connections_per_client`` connections. Over the
     limit, an idle one (a keep-alive between requests) is closed for the newcomer; when all
@@ -906,7 +913,7 @@ async def test_connections_per_client_are_bounded(
 
 
 async def test_a_client_leaving_mid_body_is_not_a_server_error(
-    world: World, server_log: ServerLog
+    world: World, server_log: LogRecords
 ) -> None:
     """The body is announced, partly sent, then the client is gone: nothing to answer, and
     nothing for the operator to worry about (no 500 logged, no traceback)."""

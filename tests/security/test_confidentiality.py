@@ -33,9 +33,7 @@ from ledgersync.sdk.cloudsync import CloudSyncSDK, UpdateEvent
 from ledgersync.sdk.credentials import TrustchainMember
 from ledgersync.sdk.trustchain import TrustchainSDK
 from ledgersync.server.keys import ServerKeys
-from ledgersync.testing import LocalServer
-
-from ..server.harness import EmbeddedPostgres
+from ledgersync.testing import EmbeddedPostgres, LocalServer
 
 
 class Secrets:
@@ -172,7 +170,7 @@ def local_server(
 ) -> Iterator[tuple[LocalServer, str]]:
     settings: dict[str, str] = {"log_level": "debug"}
     if request.param == "postgres":
-        cluster: EmbeddedPostgres = request.getfixturevalue("postgres")
+        cluster: EmbeddedPostgres = request.getfixturevalue("ledgersync_postgres")
         settings["database"] = cluster.create_database()
     server = LocalServer(tmp_path, **settings)
     server.start()
@@ -192,8 +190,8 @@ async def test_the_server_keeps_no_secret(
     port = server.port
     stored: dict[str, bytes] = {}
     if backend == "postgres":
-        cluster: EmbeddedPostgres = request.getfixturevalue("postgres")
-        stored.update(await postgres_contents(cluster, server.settings["DATABASE"]))
+        cluster: EmbeddedPostgres = request.getfixturevalue("ledgersync_postgres")
+        stored.update(await postgres_contents(cluster, server.database))
     if backend == "sqlite":  # while running: the WAL holds recent pages, old versions too
         stored.update(sqlite_files(tmp_path, "while running"))
     server.stop()  # graceful: everything is written out

@@ -22,11 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,79 +39,14 @@ from ledgersync.protocol import (
 from ledgersync.protocol.builders import add_member_block
 from ledgersync.protocol.crypto import sha256
 
-from ..server.helpers import bearer
-from ..server.processes import _CHILD
-from .conftest import World, populate
+from ..support.keyring import bearer
+from ..support.servers import HeldSocketServer
+from ..support.world import World, populate
 
 KILLS = 3
 ACKS_PER_ROUND = 8
 #: Bound on attempts to settle one unknown outcome (each waits for the next process).
 SETTLE_ATTEMPTS = 50
-
-
-class KillableServer:
-    """``ledgersync``'s app and uvicorn settings in a child process, on a listening socket the
-    test keeps: the child can be SIGKILLed and replaced while clients keep connecting."""
-
-    def __init__(self, database_url: str, directory: Path) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self._socket.listen(1024)
-        self.port: int = self._socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "LEDGERSYNC_DATABASE": database_url,
-            "LEDGERSYNC_KEY_FILE": str(directory / "server-key.json"),
-            "LEDGERSYNC_PUBLIC_URL": "http://ledgersync.test",
-            "LEDGERSYNC_PORT": str(self.port),
-            "LEDGERSYNC_RATE_LIMIT_PER_MINUTE": "100000",
-            "LEDGERSYNC_RATE_LIMIT_BURST": "100000",
-            "LEDGERSYNC_LOG_LEVEL": "warning",
-        }
-        self.log = directory / "server.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self._clients: list[httpx2.Client] = []
-
-    def spawn(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, str(self._socket.fileno())],
-                env=self.env,
-                pass_fds=[self._socket.fileno()],
-                stdout=log,
-                stderr=log,
-            )
-        self.starts += 1
-
-    def start(self) -> KillableServer:
-        self.spawn()
-        with httpx2.Client(base_url=self.url, timeout=60) as client:
-            assert client.get("/_info").status_code == 200, self.log.read_text()[-2000:]
-        return self
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        assert self.process.wait(timeout=30) == -signal.SIGKILL
-
-    def client(self) -> httpx2.Client:
-        client = httpx2.Client(base_url=self.url, timeout=60)
-        self._clients.append(client)
-        return client
-
-    def stop(self) -> None:
-        for client in self._clients:
-            client.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
-        self._socket.close()
 
 
 @dataclass
@@ -301,10 +232,12 @@ class StreamWriter:
 
 
 async def test_acknowledged_writes_survive_sigkill(database_url: str, tmp_path: Path) -> None:
-    server = KillableServer(database_url, tmp_path)
+    server = HeldSocketServer(
+        tmp_path, database=database_url, public_url="http://ledgersync.test", log_level="warning"
+    )
     await asyncio.to_thread(server.start)
     try:
-        worlds = [await asyncio.to_thread(populate, server) for _ in range(2)]  # type: ignore[arg-type]
+        worlds = [await asyncio.to_thread(populate, server) for _ in range(2)]
         documents = [DocumentWriter(f"durable-{n}", worlds[0]) for n in range(3)]
         streams = [StreamWriter(world) for world in worlds]
         progress = Progress()
@@ -319,12 +252,14 @@ async def test_acknowledged_writes_survive_sigkill(database_url: str, tmp_path: 
                 await wait_or_fail(progress.reached.wait(), writers)
                 await asyncio.to_thread(server.kill)
                 progress.next_round()
-                await asyncio.to_thread(server.spawn)  # requests queue until it is ready
+                await asyncio.to_thread(
+                    server.restart, wait=False
+                )  # requests queue until it is ready
             await wait_or_fail(progress.reached.wait(), writers)  # writes after the last kill
             progress.stop = True
             await asyncio.gather(*writers)
             await asyncio.to_thread(server.kill)  # a last kill with everything acknowledged
-            await asyncio.to_thread(server.start)
+            await asyncio.to_thread(server.restart)
             for writer in [*documents, *streams]:
                 await writer.check(clients[0])
         finally:
@@ -334,7 +269,7 @@ async def test_acknowledged_writes_survive_sigkill(database_url: str, tmp_path: 
             await asyncio.gather(*writers, return_exceptions=True)
             for client in clients:
                 await client.aclose()
-        assert server.starts == KILLS + 2
+        assert server.launches == KILLS + 2
         writers_ = [*documents, *streams]
         print(
             "acknowledged",
@@ -349,7 +284,7 @@ async def test_acknowledged_writes_survive_sigkill(database_url: str, tmp_path: 
             >= (KILLS + 1) * ACKS_PER_ROUND
         )
     finally:
-        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(server.close)
     if database_url.startswith("sqlite:///"):
         path = database_url.removeprefix("sqlite:///")
         with sqlite3.connect(path) as connection:

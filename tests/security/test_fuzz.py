@@ -39,7 +39,7 @@ from ledgersync.server import ServerConfig
 from ledgersync.server.openapi import document
 from ledgersync.server.routes import routes
 
-from .conftest import World
+from ..support.world import World
 
 CI_EXAMPLES = 25
 EXAMPLES = int(os.environ.get("LEDGERSYNC_FUZZ_EXAMPLES", CI_EXAMPLES))

@@ -19,8 +19,7 @@ from ledgersync.server import ServerConfig
 from ledgersync.server.openapi import OPERATIONS, WEBSOCKET, document, route_operations
 from ledgersync.server.routes import routes
 
-from ..server.harness import RunningServer
-from ..server.helpers import (
+from ..support.keyring import (
     Session,
     Trustchain,
     app_path,
@@ -31,6 +30,7 @@ from ..server.helpers import (
     login_member,
     stream_hex,
 )
+from ..support.servers import RunningServer
 
 #: The document needs no database: the tests that start a server use SQLite.
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])

@@ -41,9 +41,9 @@ from ledgersync.sdk.errors import InvalidTrustchainData
 from ledgersync.sdk.trustchain import TrustchainSDK
 from ledgersync.server.keys import ServerKeys
 
-from ..sdk.harness import software_device
-from ..server.harness import RunningServer
-from ..server.helpers import bearer
+from ..support.devices import software_device
+from ..support.keyring import bearer
+from ..support.servers import RunningServer
 from .test_auth_attacks import parts_of, server_token
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])  # client-side rules: one backend

@@ -1,11 +1,12 @@
 """Fixtures: the real server over HTTP, on SQLite and on PostgreSQL.
 
-* ``postgres`` (session): one :class:`~.harness.EmbeddedPostgres`, started on first use;
+* ``ledgersync_postgres`` (session, from :mod:`ledgersync.testing`): one embedded PostgreSQL
+  cluster, started on first use;
 * ``backend``: ``"sqlite"`` or ``"postgres"``; every test using ``make_server``/``server`` runs
   once per backend;
 * ``database_url``: a fresh database for this test on that backend;
 * ``make_server(**config_changes)``: start a server (fresh database, temporary key file,
-  generous rate limits, a :class:`~.harness.ManualClock`) and stop it after the test;
+  generous rate limits, a :class:`~tests.support.servers.ManualClock`) and stop it after the test;
 * ``server``: ``make_server()`` with the defaults; ``client``: an ``httpx2.Client`` on it.
 """
 
@@ -18,20 +19,9 @@ from typing import Any
 import httpx2
 import pytest
 
-from ledgersync.server import ServerConfig
+from ledgersync.testing import EmbeddedPostgres
 
-from .harness import EmbeddedPostgres, ManualClock, RunningServer
-
-BACKENDS = ["sqlite", "postgres"]
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[EmbeddedPostgres]:
-    cluster = EmbeddedPostgres().start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+from ..support.servers import BACKENDS, ManualClock, RunningServer, server_config
 
 
 @pytest.fixture(params=BACKENDS)
@@ -44,20 +34,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'ledgersync.sqlite'}"
-    cluster: EmbeddedPostgres = request.getfixturevalue("postgres")
+    cluster: EmbeddedPostgres = request.getfixturevalue("ledgersync_postgres")
     return cluster.create_database()
-
-
-def server_config(database_url: str, tmp_path: Path, **changes: Any) -> ServerConfig:
-    defaults: dict[str, Any] = {
-        "database": database_url,
-        "key_file": tmp_path / "server-key.json",
-        "public_url": "http://ledgersync.test",
-        "rate_limit_per_minute": 100_000,
-        "rate_limit_burst": 100_000,
-    }
-    defaults.update(changes)
-    return ServerConfig(**defaults)
 
 
 @pytest.fixture

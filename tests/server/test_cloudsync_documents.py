@@ -9,9 +9,10 @@ from datetime import datetime
 import httpx2
 import pytest
 
-from .cloudsync_helpers import Member, b64, new_member, race_writers
-from .harness import RunningServer
-from .helpers import app_path, bearer, error_message, login_member
+from ..support.cloudsync import Member, new_member, race_writers
+from ..support.keyring import app_path, bearer, error_message, login_member
+from ..support.payloads import b64
+from ..support.servers import RunningServer
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import httpx2
 import pytest
 import websockets
 
-from .cloudsync_helpers import b64, closed, new_member, next_frame, subscribe
-from .harness import RunningServer
+from ..support.cloudsync import closed, new_member, next_frame, subscribe
+from ..support.payloads import b64
+from ..support.servers import RunningServer
 
 
 async def test_subscribers_get_each_committed_version(server: RunningServer) -> None:
@@ -133,7 +134,7 @@ async def test_a_token_without_permission_is_refused(
 ) -> None:
     from ledgersync.protocol import KeyPair
 
-    from .helpers import login_device
+    from ..support.keyring import login_device
 
     device = login_device(client, KeyPair.generate())  # owns no trustchain: permissions {}
     socket = await subscribe(server.ws_url, device.token)

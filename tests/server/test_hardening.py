@@ -14,12 +14,10 @@ import base64
 import contextlib
 import logging
 import os
-import select
 import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,14 +29,14 @@ import websockets
 from websockets.sync.client import connect as ws_connect
 
 from ledgersync.protocol import KeyPair
-from ledgersync.server.logs import JsonFormatter
 from ledgersync.server.storage import MIGRATIONS, apply_migrations
 from ledgersync.server.storage import connect as connect_database
+from ledgersync.testing import LocalServer, free_port
 
-from .cloudsync_helpers import b64, closed, new_member, next_frame, subscribe
-from .conftest import server_config
-from .harness import ManualClock, RunningServer, free_port
-from .helpers import (
+from ..support import DEADLINE
+from ..support.cloudsync import closed, new_member, next_frame, subscribe
+from ..support.http import connect, drip, keep_alive_request, read_response, read_until_closed
+from ..support.keyring import (
     app_path,
     bearer,
     created_trustchain,
@@ -49,145 +47,29 @@ from .helpers import (
     rotate,
     token_of,
 )
-from .processes import ServerProcess
+from ..support.logs import LogRecords, captured_logs, request_record
+from ..support.payloads import b64, b64url_decode, b64url_encode
+from ..support.servers import ManualClock, RunningServer, server_config
+from ..support.tokens import P256_ORDER
 
-#: Longest a test waits for something the server should do at once (or within a timeout).
-DEADLINE = 10.0
 #: The defect is in the HTTP layer, not in the database: one backend is enough.
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
 
 
-# --- helpers: raw HTTP, logs ---------------------------------------------------------------------
-
-
-def connect(port: int, source: str = "127.0.0.1") -> socket.socket:
-    """A TCP connection to the server from ``source`` (any 127.x.y.z address is this host)."""
-    return socket.create_connection(
-        ("127.0.0.1", port), timeout=DEADLINE, source_address=(source, 0)
-    )
-
-
-def request(
-    method: str = "GET", path: str = "/_info", headers: dict[str, str] | None = None
-) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", "Host: ledgersync.test"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def read_response(connection: socket.socket) -> tuple[int, bytes]:
-    """One response (status, body) from a connection that may stay open afterwards."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = connection.recv(65536)
-        assert chunk, f"closed before a full response: {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    length = 0
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value)
-    while len(body) < length:
-        chunk = connection.recv(65536)
-        assert chunk, "closed in the middle of a response body"
-        body += chunk
-    return int(lines[0].split()[1]), body
-
-
-def read_until_closed(connection: socket.socket) -> bytes:
-    """Everything the server sends until it closes; TimeoutError if it never does."""
-    chunks = []
-    while True:
-        try:
-            chunk = connection.recv(65536)
-        except ConnectionResetError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def drip(connection: socket.socket, data: bytes, every: float) -> float:
-    """A slow client: one byte of ``data`` every ``every`` seconds, until the server speaks
-    or closes. Returns how long that took; fails if the server lets it go on."""
-    started = time.monotonic()
-    for byte in data:
-        readable, _, _ = select.select([connection], [], [], every)  # the pause between bytes
-        if readable:
-            return time.monotonic() - started
-        try:
-            connection.send(bytes([byte]))
-        except (BrokenPipeError, ConnectionResetError):
-            return time.monotonic() - started
-        if time.monotonic() - started > DEADLINE:
-            break
-    raise AssertionError(f"the server still reads a client sending a byte every {every} s")
-
-
-class Records(logging.Handler):
-    """Every log record of the process, and a way to wait for one."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-        self._changed = threading.Condition()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self._changed:
-            self.records.append(record)
-            self._changed.notify_all()
-
-    def wait_for(self, predicate: Callable[[logging.LogRecord], bool]) -> logging.LogRecord:
-        deadline = time.monotonic() + DEADLINE
-        with self._changed:
-            while True:
-                for record in self.records:
-                    if predicate(record):
-                        return record
-                remaining = deadline - time.monotonic()
-                assert remaining > 0, "the expected log record never came"
-                self._changed.wait(remaining)
-
-    def lines(self) -> list[str]:
-        return [JsonFormatter().format(record) for record in self.records]
-
-    def problems(self) -> list[str]:
-        return [
-            f"{record.name}: {record.getMessage()}"
-            for record in self.records
-            if record.levelno >= logging.WARNING or record.exc_info
-        ]
+# --- the log records of the test --------------------------------------------------------------
 
 
 @pytest.fixture
-def logs() -> Iterator[Records]:
-    handler = Records()
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-
-
-def request_record(route: str) -> Callable[[logging.LogRecord], bool]:
-    def matches(record: logging.LogRecord) -> bool:
-        return record.name == "ledgersync.requests" and getattr(record, "route", None) == route
-
-    return matches
+def logs() -> Iterator[LogRecords]:
+    with captured_logs() as records:
+        yield records
 
 
 # --- 1. JSON integers beyond Python's int-string limit -------------------------------------------
 
 
 @SQLITE_ONLY
-def test_huge_json_integers_are_400_not_500(server: RunningServer, logs: Records) -> None:
+def test_huge_json_integers_are_400_not_500(server: RunningServer, logs: LogRecords) -> None:
     client = server.client()
     trustchain, device, (key,) = created_trustchain(client)
     member = login_member(client, key, trustchain.id)
@@ -251,11 +133,11 @@ def test_cloudsync_payloads_must_be_base64(client: httpx2.Client) -> None:
 @SQLITE_ONLY
 def test_request_headers_are_limited_to_16_kib(server: RunningServer) -> None:
     fits = connect(server.port)
-    fits.sendall(request(headers={"X-Filler": "a" * 15_000}))
+    fits.sendall(keep_alive_request(headers={"X-Filler": "a" * 15_000}))
     assert read_response(fits)[0] == 200
 
     too_large = connect(server.port)
-    too_large.sendall(request(headers={"X-Filler": "a" * 17_000}))
+    too_large.sendall(keep_alive_request(headers={"X-Filler": "a" * 17_000}))
     assert read_response(too_large)[0] == 431
     assert read_until_closed(too_large) == b""
 
@@ -284,12 +166,12 @@ def test_a_header_dripped_byte_by_byte_is_cut_at_the_header_timeout(
 
 @SQLITE_ONLY
 def test_a_body_dripped_byte_by_byte_is_cut_at_the_body_timeout(
-    make_server: Callable[..., RunningServer], logs: Records
+    make_server: Callable[..., RunningServer], logs: LogRecords
 ) -> None:
     server = make_server(body_timeout=1.0)
     slow = connect(server.port)
     headers = {"Content-Type": "application/json", "Content-Length": "1000"}
-    slow.sendall(request("POST", "/v1/authenticate", headers) + b"{")
+    slow.sendall(keep_alive_request("POST", "/v1/authenticate", headers) + b"{")
     elapsed = drip(slow, b" " * 999, every=0.25)
     assert 0.5 < elapsed < 6
     assert read_response(slow)[0] == 408
@@ -306,7 +188,7 @@ def test_a_request_answered_before_its_body_ended_still_leaves_a_deadline(
     server = make_server(max_body_bytes=1000, keep_alive_timeout=0.5)
     connection = connect(server.port)
     headers = {"Content-Type": "application/json", "Content-Length": "2000"}
-    connection.sendall(request("POST", "/v1/authenticate", headers) + b"[" * 1000)
+    connection.sendall(keep_alive_request("POST", "/v1/authenticate", headers) + b"[" * 1000)
     assert read_response(connection)[0] == 413  # answered at once, from Content-Length
     connection.sendall(b"[" * 1000)  # the rest of the body: the connection is now idle
     assert read_until_closed(connection) == b""
@@ -321,7 +203,7 @@ def test_idle_connections_are_closed(make_server: Callable[..., RunningServer]) 
     assert time.monotonic() - started > 0.3
 
     kept_alive = connect(server.port)
-    kept_alive.sendall(request())
+    kept_alive.sendall(keep_alive_request())
     assert read_response(kept_alive)[0] == 200
     # Blank lines between requests are allowed and start no request: they keep nothing open.
     elapsed = drip(kept_alive, b"\r\n" * 100, every=0.1)
@@ -348,10 +230,10 @@ def test_the_connection_limit_closes_idle_connections_first_then_refuses(
     server = make_server(max_connections=4)
     idle = [connect(server.port) for _ in range(4)]
     for connection in idle:  # once answered, the server holds them as idle keep-alives
-        connection.sendall(request())
+        connection.sendall(keep_alive_request())
         assert read_response(connection)[0] == 200
     fifth = connect(server.port)
-    fifth.sendall(request())
+    fifth.sendall(keep_alive_request())
     assert read_response(fifth)[0] == 200  # served: the longest idle connection made room
     assert read_until_closed(idle[0]) == b""
     for connection in [*idle, fifth]:
@@ -367,7 +249,7 @@ def test_the_connection_limit_closes_idle_connections_first_then_refuses(
         refused = read_until_closed(connect(server.port))  # four busy sockets: no room
         assert refused.startswith(b"HTTP/1.1 503 "), refused
     again = connect(server.port)  # the websockets are gone: room again
-    again.sendall(request())
+    again.sendall(keep_alive_request())
     assert read_response(again)[0] == 200
 
 
@@ -381,13 +263,13 @@ def test_connections_per_client_address_are_limited(
         refused = read_until_closed(connect(server.port))
         assert refused.startswith(b"HTTP/1.1 503 "), refused
         elsewhere = connect(server.port, source="127.0.0.2")  # another client: served
-        elsewhere.sendall(request())
+        elsewhere.sendall(keep_alive_request())
         assert read_response(elsewhere)[0] == 200
         with qr_peer(server.port, room_key(), source="127.0.0.2"):
             # 127.0.0.2 is at its limit too, but one of its two connections is idle: that
             # one makes room for the new one
             third = connect(server.port, source="127.0.0.2")
-            third.sendall(request())
+            third.sendall(keep_alive_request())
             assert read_response(third)[0] == 200
             assert read_until_closed(elsewhere) == b""
 
@@ -400,7 +282,7 @@ def test_a_trusted_proxy_is_not_limited_per_address(
     room = room_key()
     with qr_peer(server.port, room), qr_peer(server.port, room):
         through_proxy = connect(server.port)
-        through_proxy.sendall(request())
+        through_proxy.sendall(keep_alive_request())
         assert read_response(through_proxy)[0] == 200
 
 
@@ -473,9 +355,9 @@ def test_a_thousand_idle_connections_under_1024_files_do_not_stop_the_server(
                 idle.append(connect(port, source=f"127.0.0.{2 + index // 100}"))
             probe = connect(port, source="127.0.0.99")
             idle.append(probe)
-            probe.sendall(request())
+            probe.sendall(keep_alive_request())
             assert read_response(probe)[0] == 200
-            probe.sendall(request(path="/metrics"))
+            probe.sendall(keep_alive_request(target="/metrics"))
             answer = read_response(probe)
             assert answer[0] == 200
             values = {
@@ -506,7 +388,7 @@ def test_a_websocket_handshake_with_a_long_url_is_answered_and_closed(
         "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
         "Sec-WebSocket-Version": "13",
     }
-    connection.sendall(request("GET", "/v1/qr?host=" + "a" * 9000, headers))
+    connection.sendall(keep_alive_request("GET", "/v1/qr?host=" + "a" * 9000, headers))
     answer = read_until_closed(connection)
     assert answer.startswith(b"HTTP/1.1 414 "), answer[:200]
 
@@ -520,7 +402,7 @@ def leaks(lines: list[str], *secrets: str) -> list[str]:
 
 @SQLITE_ONLY
 async def test_websocket_logs_carry_no_address_room_key_or_token(
-    server: RunningServer, logs: Records
+    server: RunningServer, logs: LogRecords
 ) -> None:
     member = new_member(server.client())
     assert member.post(1, b64("x")).json() == {"status": "updated"}
@@ -548,8 +430,7 @@ async def test_websocket_logs_carry_no_address_room_key_or_token(
 async def test_serve_logs_carry_no_address_room_key_or_token_even_at_debug_level(
     database_url: str, tmp_path: Path
 ) -> None:
-    log = tmp_path / "server.log"
-    process = ServerProcess(database_url, tmp_path / "key.json", log, log_level="debug").start()
+    process = LocalServer(tmp_path, database=database_url, log_level="debug").start()
     try:
         member = new_member(process.client())
         room = room_key()
@@ -565,8 +446,8 @@ async def test_serve_logs_carry_no_address_room_key_or_token_even_at_debug_level
         assert await next_frame(socket) == "1"
         await socket.close()
     finally:
-        process.stop()
-    lines = log.read_text().splitlines()
+        process.close()
+    lines = process.log.read_text().splitlines()
     assert any('"route": "/v1/qr"' in line for line in lines)  # the log is there
     signature = member.token.rsplit(".", 1)[1]
     payload = member.token.split(".")[1]
@@ -575,19 +456,7 @@ async def test_serve_logs_carry_no_address_room_key_or_token_even_at_debug_level
 
 # --- 6. one token, one string: low-S signatures, canonical base64 -------------------------------
 
-#: The order of P-256.
-P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-
-
 B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
-
-def b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def signature_s(token: str) -> int:
@@ -602,7 +471,7 @@ def with_signature(token: str, signature: bytes) -> str:
 def test_tokens_are_issued_in_the_low_s_form(client: httpx2.Client) -> None:
     device = KeyPair.generate()
     tokens = [token_of(device_login(client, device)) for _ in range(24)]
-    assert [signature_s(token) <= P256_N // 2 for token in tokens] == [True] * 24
+    assert [signature_s(token) <= P256_ORDER // 2 for token in tokens] == [True] * 24
 
 
 @SQLITE_ONLY
@@ -620,7 +489,7 @@ def test_a_token_is_accepted_in_its_one_canonical_form(client: httpx2.Client) ->
         assert call(token).status_code == 200  # the genuine one (now cached by Cloud Sync)
         raw = b64url_decode(token.rsplit(".", 1)[1])
         r, s = raw[:32], int.from_bytes(raw[32:], "big")
-        high_s = with_signature(token, r + (P256_N - s).to_bytes(32, "big"))
+        high_s = with_signature(token, r + (P256_ORDER - s).to_bytes(32, "big"))
         # the last character of 64 bytes in base64 carries 4 bits a decoder ignores
         spare_bits = token[:-1] + B64URL[B64URL.index(token[-1]) ^ 1]
         assert b64url_decode(spare_bits.rsplit(".", 1)[1]) == raw  # same bytes, other string
@@ -635,11 +504,11 @@ def test_a_token_is_accepted_in_its_one_canonical_form(client: httpx2.Client) ->
 
 @SQLITE_ONLY
 def test_a_client_gone_mid_body_is_logged_at_info_and_counted_as_499(
-    server: RunningServer, logs: Records
+    server: RunningServer, logs: LogRecords
 ) -> None:
     connection = connect(server.port)
     headers = {"Content-Type": "application/json", "Content-Length": "1000"}
-    connection.sendall(request("POST", "/v1/authenticate", headers) + b'{"challenge": ')
+    connection.sendall(keep_alive_request("POST", "/v1/authenticate", headers) + b'{"challenge": ')
     connection.close()
     record = logs.wait_for(request_record("/v1/authenticate"))
     assert record.status == 499 and record.levelno == logging.INFO  # type: ignore[attr-defined]
@@ -651,7 +520,7 @@ def test_a_client_gone_mid_body_is_logged_at_info_and_counted_as_499(
 
 @SQLITE_ONLY
 async def test_invalid_utf8_in_a_text_frame_closes_with_1007_quietly(
-    server: RunningServer, logs: Records
+    server: RunningServer, logs: LogRecords
 ) -> None:
     for url in ("/atomic/v1/live/notifications", f"/v1/qr?host={room_key()}"):
         socket = await websockets.connect(server.ws_url + url)

@@ -12,10 +12,10 @@ import pytest
 import websockets
 
 from ledgersync.protocol import KeyPair
+from ledgersync.testing import EmbeddedPostgres, LocalServer
 
-from .cloudsync_helpers import (
-    DEADLINE,
-    b64,
+from ..support import DEADLINE
+from ..support.cloudsync import (
     closed,
     new_member,
     next_frame,
@@ -23,27 +23,32 @@ from .cloudsync_helpers import (
     subscribe,
     version_pushed,
 )
-from .harness import EmbeddedPostgres
-from .processes import ServerProcess
+from ..support.payloads import b64
 
 
 @pytest.fixture
 def two_servers(
-    postgres: EmbeddedPostgres, tmp_path: Path
-) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    url = postgres.create_database()
-    key_file = tmp_path / "server-key.json"  # one deployment: one key file
-    first = ServerProcess(url, key_file, tmp_path / "first.log").start()  # creates the keys
-    second = ServerProcess(url, key_file, tmp_path / "second.log").start()
+    ledgersync_postgres: EmbeddedPostgres, tmp_path: Path
+) -> Iterator[tuple[LocalServer, LocalServer]]:
+    url = ledgersync_postgres.create_database()
+    # One deployment: one database, one key file, one public URL (the tokens' issuer).
+    deployment = {
+        "database": url,
+        "key_file": tmp_path / "server-key.json",
+        "public_url": "http://ledgersync.test",
+        "log_level": "warning",
+    }
+    first = LocalServer(tmp_path / "first", **deployment).start()  # creates the keys
+    second = LocalServer(tmp_path / "second", **deployment).start()
     try:
         yield first, second
     finally:
-        first.stop()
-        second.stop()
+        first.close()
+        second.close()
 
 
 async def test_a_write_on_one_process_notifies_subscribers_of_both(
-    two_servers: tuple[ServerProcess, ServerProcess],
+    two_servers: tuple[LocalServer, LocalServer],
 ) -> None:
     first, second = two_servers
     member = new_member(first.client())
@@ -70,7 +75,7 @@ async def test_a_write_on_one_process_notifies_subscribers_of_both(
 
 
 async def test_qr_pairing_across_processes(
-    two_servers: tuple[ServerProcess, ServerProcess],
+    two_servers: tuple[LocalServer, LocalServer],
 ) -> None:
     first, second = two_servers
     room = KeyPair.generate().public_key.hex()
@@ -101,7 +106,7 @@ async def test_qr_pairing_across_processes(
 
 
 async def test_writers_racing_through_two_processes(
-    two_servers: tuple[ServerProcess, ServerProcess],
+    two_servers: tuple[LocalServer, LocalServer],
 ) -> None:
     first, second = two_servers
     member = new_member(first.client())

@@ -14,8 +14,7 @@ import pytest
 from ledgersync.protocol import KeyPair, crypto
 from ledgersync.protocol.challenge import Challenge
 
-from .harness import ManualClock, RunningServer
-from .helpers import (
+from ..support.keyring import (
     PROD_ATTESTATION_KEY,
     TEST_ATTESTATION_KEY,
     app_path,
@@ -32,6 +31,7 @@ from .helpers import (
     rotate,
     token_of,
 )
+from ..support.servers import ManualClock, RunningServer
 
 
 def claims_of(token: str) -> dict[str, Any]:
@@ -324,7 +324,7 @@ def test_member_of_a_closed_stream_only_is_not_a_member(client: httpx2.Client) -
 
 def test_member_software_signature_vector_verifies() -> None:
     # The recorded member signature from Ledger's staging traffic is what the server checks.
-    from .helpers import vector
+    from ..support.vectors import vector
 
     recorded = vector("e2e_member_software_auth")
     challenge = Challenge.decode(bytes.fromhex(recorded["challenge_tlv"]))
@@ -438,7 +438,7 @@ def test_token_lifetimes_are_configurable(make_server: Callable[..., RunningServ
 
 
 def test_member_answer_helper_matches_recorded_attestation() -> None:
-    from .helpers import vector
+    from ..support.vectors import vector
 
     recorded = vector("e2e_member_software_auth")
     challenge = Challenge.decode(bytes.fromhex(recorded["challenge_tlv"]))

@@ -15,8 +15,8 @@ from ledgersync.protocol.block import Block
 from ledgersync.protocol.builders import add_member_block
 from ledgersync.server.storage import NewBlocks, StreamInfo, StreamMoved, open_storage
 
-from .harness import RunningServer
-from .helpers import Session, app_path, created_trustchain, error_message
+from ..support.keyring import Session, app_path, created_trustchain, error_message
+from ..support.servers import RunningServer
 
 WRITERS = 8
 

@@ -9,7 +9,7 @@ import pytest
 from ledgersync.server import ServerConfig
 from ledgersync.server.config import ConfigError
 
-from .helpers import PROD_ATTESTATION_KEY, TEST_ATTESTATION_KEY
+from ..support.keyring import PROD_ATTESTATION_KEY, TEST_ATTESTATION_KEY
 
 
 def test_defaults() -> None:

@@ -20,7 +20,7 @@ from ledgersync.protocol import KeyPair, application_path, resolve_tree
 from ledgersync.protocol.block import Block
 from ledgersync.protocol.challenge import device_authentication
 
-from .helpers import Session, app_path, get_challenge, member_login, token_of
+from ..support.keyring import Session, app_path, get_challenge, member_login, token_of
 
 
 def device_session(client: httpx2.Client, device: SoftwareDevice) -> Session:

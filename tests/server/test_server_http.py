@@ -15,8 +15,14 @@ import ledgersync
 from ledgersync.protocol import KeyPair
 from ledgersync.server.logs import JsonFormatter, configure_logging
 
-from .harness import ManualClock, RunningServer
-from .helpers import created_trustchain, device_answer, get_challenge, login_device, token_of
+from ..support.keyring import (
+    created_trustchain,
+    device_answer,
+    get_challenge,
+    login_device,
+    token_of,
+)
+from ..support.servers import ManualClock, RunningServer
 
 
 def test_info(client: httpx2.Client) -> None:

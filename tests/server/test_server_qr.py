@@ -13,7 +13,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from ledgersync.protocol import KeyPair
 
-from .harness import RunningServer
+from ..support.servers import RunningServer
 
 WAIT = 10  # upper bound for an expected event; never a synchronisation sleep
 

@@ -23,8 +23,9 @@ from ledgersync.server.keyring.validation import (
 )
 from ledgersync.server.storage import TrustchainInfo, open_storage
 
-from .harness import RunningServer
-from .helpers import login_member, vector
+from ..support.keyring import login_member
+from ..support.servers import RunningServer
+from ..support.vectors import vector
 
 SESSION = vector("e2e_ledger_live_success_session")
 LIMITS = Limits(max_blocks_per_request=64, max_stream_blocks=1024, max_streams_per_trustchain=256)

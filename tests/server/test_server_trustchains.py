@@ -19,8 +19,7 @@ from ledgersync.protocol.builders import (
 from ledgersync.protocol.commands import CloseStream
 from ledgersync.protocol.paths import HARDENED
 
-from .harness import RunningServer
-from .helpers import (
+from ..support.keyring import (
     Trustchain,
     app_path,
     created_trustchain,
@@ -30,6 +29,7 @@ from .helpers import (
     rotate,
     stream_hex,
 )
+from ..support.servers import RunningServer
 
 
 def rule_of(response: httpx2.Response) -> str:
@@ -224,7 +224,7 @@ def test_first_derivation_with_a_member_lets_the_member_in(client: httpx2.Client
 
 
 def member_status(client: httpx2.Client, member: KeyPair, trustchain_id: str) -> int:
-    from .helpers import member_login
+    from ..support.keyring import member_login
 
     return member_login(client, member, trustchain_id).status_code
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from ledgersync.device.software import SoftwareDevice
 from ledgersync.testing import LocalServer
 from ledgersync.wallet import InstanceStore, Wallet
 
-WalletFactory = Callable[[str], Wallet]
+from ..support.wallets import WalletFactory
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,7 @@ from ledgersync.sdk import TrustchainResultType, TrustchainSDK
 from ledgersync.testing import LocalServer
 from ledgersync.wallet import InstancePurged, account_descriptor, add_account
 
-from .conftest import WalletFactory
-
-ETH = "js:2:ethereum:0x71C7656EC7ab88b098defB751B7401B5f6d8976F:"
+from ..support.wallets import ETH, WalletFactory
 
 
 async def test_deactivate_keeps_the_other_application(

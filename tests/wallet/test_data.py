@@ -31,7 +31,7 @@ from ledgersync.wallet import (
     to_json,
 )
 
-ETH = "js:2:ethereum:0x71C7656EC7ab88b098defB751B7401B5f6d8976F:"
+from ..support.wallets import ETH
 
 BIP329 = (Path(__file__).parent / "data" / "sample.jsonl").read_text(encoding="utf-8")
 

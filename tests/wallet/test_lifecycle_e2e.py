@@ -32,9 +32,8 @@ from ledgersync.wallet import (
     set_label,
 )
 
-from .conftest import WalletFactory
+from ..support.wallets import ETH, WalletFactory
 
-ETH = "js:2:ethereum:0x71C7656EC7ab88b098defB751B7401B5f6d8976F:"
 OTHER = "js:2:ethereum:0x00000000000000000000000000000000000000aa:"
 
 

@@ -13,13 +13,7 @@ from ledgersync.wallet import (
     set_label,
 )
 
-from .conftest import WalletFactory
-
-ETH = "js:2:ethereum:0x71C7656EC7ab88b098defB751B7401B5f6d8976F:"
-BTC = (
-    "js:2:bitcoin:xpub6CUGRUonZSQ4TWtTMmzXdrXDtypWKiKrhko4egpiMZbpiaQL2jkwSB1icqYh2cfDfVxdx4df189o"
-    "LKnC5fSwqPfgyP3hooxujYzAu3fDVmz:native_segwit"
-)
+from ..support.wallets import BTC, ETH, WalletFactory
 
 
 def now_ms() -> int:

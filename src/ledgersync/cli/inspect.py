@@ -1,4 +1,8 @@
-"""``ledgersync inspect``: verify a trustchain and print it."""
+"""``ledgersync inspect``: verify a trustchain and print it.
+
+Auditors run it on large trees and in scripts, so it loads only what it needs: the protocol's
+inspection and its rendering, never the SDK, an HTTP client or the server.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from typing import NoReturn
 
 import click
 
-from ledgersync.protocol import inspection
+from ..protocol import inspection
+from . import inspection_text
 
 #: What a trustchain file holds, for the error that says a file is not one.
 EXPECTED = "expected hex, or the JSON object GET /v1/trustchain/{id} returns"
@@ -65,7 +70,7 @@ def inspect(ctx: click.Context, source: str | None, as_json: bool) -> None:
     except inspection.UnreadableInput as exc:
         _unreadable(f"{name} is not a trustchain file: {exc}")
     if as_json:
-        click.echo(json.dumps(inspection.to_json(report), indent=2))
+        click.echo(json.dumps(inspection_text.to_json(report), indent=2))
     else:
-        click.echo(inspection.render_text(report))
+        click.echo(inspection_text.render_text(report))
     sys.exit(0 if report.valid else 1)

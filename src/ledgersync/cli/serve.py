@@ -27,21 +27,34 @@ import click
     help="json lines, or text with a start-up banner; auto: text on a terminal "
     "[LEDGERSYNC_LOG_FORMAT, auto].",
 )
+@click.option(
+    "--metrics-address",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve /metrics only there, on a second listener, not on --port "
+    "[LEDGERSYNC_METRICS_ADDRESS; its bearer token: LEDGERSYNC_METRICS_TOKEN].",
+)
 def serve(
     host: str | None,
     port: int | None,
     database: str | None,
     public_url: str | None,
     log_format: str | None,
+    metrics_address: str | None,
 ) -> None:
     """Serve the Key Ring API and the Cloud Sync API (other settings: LEDGERSYNC_* variables)."""
-    from ledgersync.server import ServerConfig, run
-    from ledgersync.server.config import ConfigError
-    from ledgersync.server.run import StartupError
+    from ..server import ServerConfig, run
+    from ..server.config import ConfigError
+    from ..server.run import StartupError
 
     try:
         config = ServerConfig.from_env(
-            host=host, port=port, database=database, public_url=public_url, log_format=log_format
+            host=host,
+            port=port,
+            database=database,
+            public_url=public_url,
+            log_format=log_format,
+            metrics_address=metrics_address,
         )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc

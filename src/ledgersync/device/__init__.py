@@ -34,7 +34,7 @@ from .errors import (
     WrongSeedError,
 )
 from .hid import HidTransport
-from .identity import DeviceIdentity, InvalidMnemonicError
+from .identity import DeviceIdentity, InvalidMnemonicError, generate_mnemonic
 from .interface import Device
 from .profiles import DeviceProfile, ProfileError, ProfileStore, default_home
 from .requests import AddMemberRequest, BlockRequest, CloseRequest, DeriveRequest, SeedRequest
@@ -98,6 +98,7 @@ __all__ = [
     "WrongSeedError",
     "approve_all",
     "default_home",
+    "generate_mnemonic",
     "open_device",
     "parse_device_spec",
     "serve_emulator",

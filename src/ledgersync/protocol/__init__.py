@@ -35,6 +35,7 @@ from .errors import (
     ResolutionError,
     SignatureError,
 )
+from .inspection import Inspection, StreamReport, UnreadableInput, Violation, inspect_text
 from .keys import StreamKey, WrappedKey, unwrap_xpriv, wrap_xpriv
 from .paths import (
     LEDGER_SYNC_APPLICATION_ID,
@@ -45,7 +46,7 @@ from .paths import (
     parse_path,
 )
 from .permissions import OWNER, PermissionRules
-from .resolver import Member, ResolvedStream, resolve_stream
+from .resolver import Member, ResolvedStream, extend_stream, resolve_stream
 from .tree import StreamTree, read_key, resolve_tree, trustchain_id_from_hash
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "EditMember",
     "EncodeError",
     "EncodedBlock",
+    "Inspection",
     "KeyPair",
     "Member",
     "Path",
@@ -75,8 +77,11 @@ __all__ = [
     "Seed",
     "SignatureError",
     "StreamKey",
+    "StreamReport",
     "StreamTree",
     "UnknownCommand",
+    "UnreadableInput",
+    "Violation",
     "WrappedKey",
     "application_path",
     "decode_block",
@@ -85,7 +90,9 @@ __all__ = [
     "decode_stream_blocks",
     "encode_command",
     "encode_stream",
+    "extend_stream",
     "format_path",
+    "inspect_text",
     "parse_path",
     "read_key",
     "resolve_stream",

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 
 import coincurve
 from coincurve.ecdsa import cdata_to_der, deserialize_compact
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import CryptoError, SignatureError
 
@@ -199,6 +197,10 @@ def aes_gcm_encrypt(key: bytes, iv: bytes, plaintext: bytes) -> bytes:
         raise CryptoError(f"an AES-256 key is 32 bytes, got {len(key)}")
     if len(iv) != GCM_IV_LENGTH:
         raise CryptoError(f"the IV is 16 bytes, got {len(iv)}")
+    # Imported on first use: verifying a trustchain (``ledgersync inspect``) needs no AES, and
+    # loading the cryptography package is a noticeable part of that command's start-up.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     return AESGCM(key).encrypt(iv, plaintext, None)
 
 
@@ -209,6 +211,9 @@ def aes_gcm_decrypt(key: bytes, iv: bytes, ciphertext_and_tag: bytes) -> bytes:
         raise CryptoError(f"the IV is 16 bytes, got {len(iv)}")
     if len(ciphertext_and_tag) < GCM_TAG_LENGTH:
         raise CryptoError("ciphertext is shorter than its authentication tag")
+    from cryptography.exceptions import InvalidTag  # on first use, as above
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     try:
         return AESGCM(key).decrypt(iv, ciphertext_and_tag, None)
     except InvalidTag as exc:

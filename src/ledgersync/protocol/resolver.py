@@ -140,6 +140,37 @@ class _State:
         if member is not None and not member.owns_key:
             self.members[key] = Member(member.public_key, member.name, member.permissions, True)
 
+    @classmethod
+    def resumed(cls, stream: ResolvedStream) -> _State:
+        """The state a resolution of ``stream``'s blocks ends in, rebuilt from its result."""
+        state = cls()
+        state.created = True
+        state.closed = stream.closed
+        state.members = {member.public_key: member for member in stream.members}
+        state.keys = dict(stream.keys)
+        state.group_key = stream.group_key
+        state.path = stream.path
+        state.topic = stream.topic
+        state.stream_id = stream.stream_id
+        state.is_root = stream.is_root
+        state.creator = stream.creator
+        return state
+
+    def result(self, blocks: tuple[EncodedBlock, ...], hashes: list[bytes]) -> ResolvedStream:
+        return ResolvedStream(
+            path=self.path,
+            is_root=self.is_root,
+            creator=self.creator,
+            group_key=self.group_key,
+            stream_id=self.stream_id,
+            topic=self.topic,
+            closed=self.closed,
+            members=tuple(self.members.values()),
+            keys=dict(self.keys),
+            blocks=blocks,
+            block_hashes=tuple(hashes),
+        )
+
 
 def resolve_stream(
     stream: bytes | Sequence[EncodedBlock],
@@ -161,19 +192,28 @@ def resolve_stream(
     key_cache: dict[bytes, coincurve.PublicKey] = {}
     for height, encoded in enumerate(blocks):
         _apply_block(state, height, encoded, hashes, key_cache, rules, first_parent)
-    return ResolvedStream(
-        path=state.path,
-        is_root=state.is_root,
-        creator=state.creator,
-        group_key=state.group_key,
-        stream_id=state.stream_id,
-        topic=state.topic,
-        closed=state.closed,
-        members=tuple(state.members.values()),
-        keys=dict(state.keys),
-        blocks=tuple(blocks),
-        block_hashes=tuple(hashes),
-    )
+    return state.result(tuple(blocks), hashes)
+
+
+def extend_stream(
+    stream: ResolvedStream,
+    blocks: Sequence[EncodedBlock],
+    *,
+    rules: PermissionRules = PermissionRules.V1,
+) -> ResolvedStream:
+    """``stream`` with ``blocks`` appended, resolving only the new blocks.
+
+    The same result, and the same :class:`ResolutionError` (heights counted from the start of
+    the stream), as resolving the whole stream again: the state a resolution carries from one
+    block to the next is exactly what a :class:`ResolvedStream` holds. ``rules`` must be the
+    ones ``stream`` was resolved with.
+    """
+    state = _State.resumed(stream)
+    hashes = list(stream.block_hashes)
+    key_cache: dict[bytes, coincurve.PublicKey] = {}
+    for height, encoded in enumerate(blocks, start=stream.height):
+        _apply_block(state, height, encoded, hashes, key_cache, rules, None)
+    return state.result(stream.blocks + tuple(blocks), hashes)
 
 
 def _apply_block(

@@ -93,19 +93,8 @@ class Reader:
 
     def read_raw(self) -> tuple[int, bytes]:
         """Read one TLV of any tag; returns (tag, value)."""
-        pos = self._pos
-        if pos + 2 > self._end:
-            raise DecodeError(f"truncated TLV header at offset {pos}")
-        tag = self._data[pos]
-        length = self._data[pos + 1]
-        start = pos + 2
-        if start + length > self._end:
-            raise DecodeError(
-                f"truncated TLV at offset {pos}: tag 0x{tag:02x} announces {length} bytes, "
-                f"{self._end - start} remain"
-            )
-        self._pos = start + length
-        return tag, self._data[start : self._pos]
+        tag, start, end = self.read_span()
+        return tag, self._data[start:end]
 
     def read_span(self) -> tuple[int, int, int]:
         """Read one TLV header and skip its value; returns (tag, value_start, value_end)."""
@@ -124,12 +113,12 @@ class Reader:
         return tag, start, end
 
     def read(self, expected: FieldType, what: str) -> bytes:
-        tag, value = self.read_raw()
+        tag, start, end = self.read_span()
         if tag != expected:
             raise DecodeError(
                 f"{what}: expected {expected.name} (0x{expected:02x}), got tag 0x{tag:02x}"
             )
-        return value
+        return self._data[start:end]
 
     def read_int(self, what: str, widths: tuple[int, ...]) -> tuple[int, int]:
         """Read an Int whose width must be one of ``widths``; returns (value, width)."""

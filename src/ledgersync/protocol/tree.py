@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from . import crypto, permissions
-from .block import decode_stream_blocks
+from .block import EncodedBlock, decode_stream_blocks
 from .commands import Derive, Seed
 from .errors import CryptoError, DecodeError, ResolutionError
 from .keys import StreamKey, unwrap_xpriv
@@ -24,7 +24,7 @@ from .paths import (
     parse_application_path,
 )
 from .permissions import PermissionRules
-from .resolver import ResolvedStream, resolve_stream
+from .resolver import ResolvedStream, extend_stream, resolve_stream
 
 
 def trustchain_id_from_hash(root_seed_block_hash: bytes) -> str:
@@ -48,14 +48,18 @@ class StreamTree:
     def get(self, path: Path) -> ResolvedStream | None:
         return self.root if path == ROOT_PATH else self.derived.get(path)
 
-    def application_streams(self, application_id: int) -> list[ResolvedStream]:
-        """This application's streams, oldest index first."""
+    def _indexed_application_streams(self, application_id: int) -> list[tuple[int, ResolvedStream]]:
+        """This application's streams with their indices, oldest index first."""
         found = []
         for path, stream in self.derived.items():
             parsed = parse_application_path(path)
             if parsed is not None and parsed[0] == application_id:
                 found.append((parsed[1], stream))
-        return [stream for _, stream in sorted(found, key=lambda item: item[0])]
+        return sorted(found, key=lambda item: item[0])
+
+    def application_streams(self, application_id: int) -> list[ResolvedStream]:
+        """This application's streams, oldest index first."""
+        return [stream for _, stream in self._indexed_application_streams(application_id)]
 
     def current_application_stream(self, application_id: int) -> ResolvedStream | None:
         """The newest stream of the application if it is open, else None."""
@@ -66,12 +70,11 @@ class StreamTree:
 
     def application_index(self, application_id: int) -> int:
         """The index to use now: the newest open one, or the next after a closed one."""
-        streams = self.application_streams(application_id)
+        streams = self._indexed_application_streams(application_id)
         if not streams:
             return 0
-        parsed = parse_application_path(streams[-1].path)
-        assert parsed is not None
-        return parsed[1] + 1 if streams[-1].closed else parsed[1]
+        index, newest = streams[-1]
+        return index + 1 if newest.closed else index
 
     def current_application_path(self, application_id: int) -> Path:
         return application_path(application_id, self.application_index(application_id))
@@ -88,6 +91,52 @@ class StreamTree:
             if application_id not in newest or newest[application_id][0] < index:
                 newest[application_id] = (index, stream)
         return {key: newest[key][1] for key in sorted(newest)}
+
+    def extended(
+        self, path: Path, blocks: bytes, *, rules: PermissionRules = PermissionRules.V1
+    ) -> StreamTree:
+        """This tree with ``blocks`` (encoded, concatenated) appended to the stream at
+        ``path``, or forming a new derived stream there.
+
+        Only the new blocks are resolved, against the streams already resolved, yet the result
+        and the first error are those :func:`resolve_tree` gives for the whole extended tree:
+        appending to the root re-checks that every derived stream is still issued by a root
+        owner. ``rules`` must be the ones the tree was resolved with.
+        """
+        new_blocks = decode_stream_blocks(blocks)
+        if not new_blocks:
+            raise DecodeError("no blocks to append")
+        current = self.get(path)
+        if current is None:
+            return self._with_new_stream(new_blocks, rules)
+        try:
+            stream = extend_stream(current, new_blocks, rules=rules)
+        except ResolutionError as exc:
+            raise exc.with_path(format_path(path)) from exc
+        if path != ROOT_PATH:
+            return StreamTree(self.root, {**self.derived, path: stream})
+        checked: dict[Path, ResolvedStream] = {}
+        for derived_path in sorted(self.derived):
+            derived = self.derived[derived_path]
+            check_derived_link(stream, derived_path, derived.blocks[0].block.issuer, checked)
+            checked[derived_path] = derived
+        return StreamTree(stream, self.derived)
+
+    def _with_new_stream(
+        self, blocks: tuple[EncodedBlock, ...], rules: PermissionRules
+    ) -> StreamTree:
+        """A new derived stream, placed by its own Derive as :func:`resolve_tree` places it."""
+        first = blocks[0].block.commands[0]
+        if isinstance(first, Seed):
+            raise duplicate_root_error()
+        if not isinstance(first, Derive):
+            raise ResolutionError(0, "first-command", "a stream must start with Seed or Derive")
+        check_derived_link(self.root, first.path, blocks[0].block.issuer, self.derived)
+        try:
+            stream = resolve_stream(blocks, rules=rules, first_parent=self.root.block_hashes[0])
+        except ResolutionError as exc:
+            raise exc.with_path(format_path(first.path)) from exc
+        return StreamTree(self.root, {**self.derived, first.path: stream})
 
     def has_another_open_application(self, application_id: int) -> bool:
         """Whether an application other than ``application_id`` has its newest stream open

@@ -8,7 +8,7 @@ confirms the AddMember) and ``[CloseStream]`` (the user confirms).
 
 Device failures are translated once, here, as Ledger's ``HWDeviceProvider`` does: a refusal
 becomes :class:`UserRefusedOnDevice`, a device that does not hold this trustchain's seed
-(0xB007) :class:`TrustchainNotAllowed`, anything else :class:`DeviceError`.
+(0xB007) :class:`TrustchainNotAllowed`, anything else :class:`DeviceFailure`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..protocol.block import Block
 from ..protocol.challenge import Challenge, SeedIdResponse
 from ..protocol.paths import Path
 from ..protocol.tree import StreamTree
-from .errors import DeviceError, TrustchainNotAllowed, UserRefusedOnDevice
+from .errors import DeviceFailure, TrustchainNotAllowed, UserRefusedOnDevice
 
 T = TypeVar("T")
 
@@ -52,7 +52,7 @@ async def with_device(job: Callable[[], Awaitable[T]], callbacks: DeviceCallback
     except device_errors.BadStateError as exc:
         raise TrustchainNotAllowed(str(exc)) from exc
     except device_errors.DeviceError as exc:
-        raise DeviceError(str(exc)) from exc
+        raise DeviceFailure(str(exc)) from exc
     finally:
         if callbacks and callbacks.on_end_user_interaction:
             callbacks.on_end_user_interaction()

@@ -115,8 +115,12 @@ class DecryptionError(LedgerSyncError):
     """User data that cannot be decrypted with this trustchain's key (wrong key or tampered)."""
 
 
-class DeviceError(LedgerSyncError):
-    """The device failed for a reason other than a refusal or a wrong seed."""
+class DeviceFailure(LedgerSyncError):
+    """The device failed for a reason other than a refusal or a wrong seed.
+
+    The SDK's view of any other :class:`ledgersync.device.DeviceError` (locked, app closed,
+    unplugged, ...), which it keeps as ``__cause__``.
+    """
 
 
 class CloudSyncLocked(LedgerSyncError):

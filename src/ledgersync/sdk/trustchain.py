@@ -27,9 +27,7 @@ from ..protocol.paths import (
     LEDGER_SYNC_APPLICATION_ID,
     ROOT_PATH,
     Path,
-    application_path,
     format_path,
-    parse_application_path,
 )
 from ..protocol.permissions import OWNER
 from ..protocol.resolver import ResolvedStream
@@ -367,10 +365,7 @@ class TrustchainSDK:
         tree = await self.with_auth(
             trustchain, credentials, lambda jwt: self._fetch_tree(jwt, trustchain.root_id)
         )
-        members = [
-            TrustchainMember(member.public_key.hex(), member.name or "", member.permissions)
-            for member in self._newest_stream(tree).added_members
-        ]
+        members = _instances_of(self._newest_stream(tree))
         if not any(member.id == credentials.pubkey for member in members):
             raise TrustchainEjected(wire.NOT_A_MEMBER)
         return members
@@ -387,7 +382,7 @@ class TrustchainSDK:
             return
         if stream.closed:
             raise TrustchainEjected("application stream is closed")
-        blocks = self._member_blocks(tree, credentials, stream.path, [member])
+        blocks, _ = self._member_blocks(tree, credentials, stream.path, [member])
         encoded = [block.encode() for block in blocks]
         await self.with_auth(
             trustchain,
@@ -401,10 +396,13 @@ class TrustchainSDK:
         credentials: MemberCredentials,
         path: Path,
         members: Sequence[TrustchainMember],
-    ) -> list[Block]:
-        """Chained ``[AddMember, PublishKey]`` blocks signed by this member, checked locally."""
+    ) -> tuple[list[Block], StreamTree]:
+        """Chained ``[AddMember, PublishKey]`` blocks signed by this member, and the tree they
+        extend (checked locally, so that nothing invalid is sent)."""
         stream = tree.get(path)
-        assert stream is not None
+        if stream is None:
+            where = format_path(path)
+            raise TrustchainNotFound(f"trustchain {tree.trustchain_id} has no stream at {where}")
         xpriv = self._read_key(tree, credentials, path)
         blocks: list[Block] = []
         parent = stream.last_hash
@@ -420,8 +418,7 @@ class TrustchainSDK:
             )
             blocks.append(block)
             parent = block.hash()
-        _extend(tree, path, blocks)
-        return blocks
+        return blocks, _extend(tree, path, blocks)
 
     async def remove_member(
         self,
@@ -457,24 +454,21 @@ class TrustchainSDK:
         stream = self._newest_stream(tree)
         if stream.closed:
             raise TrustchainOutdated("the current application stream is already closed")
-        members = [
-            TrustchainMember(m.public_key.hex(), m.name or "", m.permissions)
-            for m in stream.added_members
-        ]
+        members = _instances_of(stream)
         if not any(m.id == member.id for m in members):
             raise MemberNotFound(f"member {member.id} is not in {stream.path_text}")
         remaining = [m for m in members if m.id not in (member.id, credentials.pubkey)]
 
         close_block = await with_device(lambda: devices.close(device, tree, stream.path), callbacks)
-        _extend(tree, stream.path, [close_block])
-        parsed = parse_application_path(stream.path)
-        assert parsed is not None
-        new_path = application_path(self.application_id, parsed[1] + 1)
+        # The close is sent last (see above); the local tree has it already, so the next
+        # index follows from a closed stream.
+        tree = _extend(tree, stream.path, [close_block])
+        new_path = tree.current_application_path(self.application_id)
         tree = await self._push_member_with_device(
             device, callbacks, tree, new_path, TrustchainMember(credentials.pubkey, self.name)
         )
         if remaining:
-            blocks = self._member_blocks(tree, credentials, new_path, remaining)
+            blocks, tree = self._member_blocks(tree, credentials, new_path, remaining)
             encoded = [block.encode() for block in blocks]
             await self._with_device_jwt(
                 lambda jwt: self.api.put_commands(jwt, root_id, format_path(new_path), encoded)
@@ -536,7 +530,7 @@ class TrustchainSDK:
         if not stream.is_member(credentials.public_key):
             raise TrustchainEjected(f"not a member of {stream.path_text}")
         block = close_stream_block(credentials.key_pair, stream.last_hash)
-        _extend(tree, stream.path, [block])
+        _extend(tree, stream.path, [block])  # a check only: nothing reads the tree after this
         closing = [block.encode()]
         await self.with_auth(
             trustchain,
@@ -576,6 +570,15 @@ def _device_root_id(trustchains: Permissions | Mapping[str, Any]) -> str:
     raise TrustchainNotFound("the device owns no trustchain root")
 
 
+def _instances_of(stream: ResolvedStream) -> list[TrustchainMember]:
+    """The members an application stream lists as instances (its creator, the device, is
+    not one)."""
+    return [
+        TrustchainMember(member.public_key.hex(), member.name or "", member.permissions)
+        for member in stream.added_members
+    ]
+
+
 def _check_tree(streams: list[bytes]) -> StreamTree:
     try:
         return resolve_tree(streams)
@@ -584,8 +587,9 @@ def _check_tree(streams: list[bytes]) -> StreamTree:
 
 
 def _extend(tree: StreamTree, path: Path, blocks: Sequence[Block]) -> StreamTree:
-    """``tree`` with ``blocks`` appended to the stream at ``path`` (created if absent),
-    resolved again so that nothing invalid is ever sent."""
-    streams = {stream.path: stream.encode() for stream in tree.streams()}
-    streams[path] = streams.get(path, b"") + b"".join(block.encode() for block in blocks)
-    return _check_tree(list(streams.values()))
+    """``tree`` with ``blocks`` appended to the stream at ``path`` (created if absent), so
+    that nothing invalid is ever sent; only the new blocks are resolved."""
+    try:
+        return tree.extended(path, b"".join(block.encode() for block in blocks))
+    except ProtocolError as exc:
+        raise InvalidTrustchainData(f"the blocks to send do not verify: {exc}") from exc

@@ -39,7 +39,7 @@ from starlette.responses import JSONResponse, Response
 
 from .broker import Broker, PostgresBroker, open_broker
 from .clock import Clock, system_clock
-from .cloudsync.context import CloudSync
+from .cloudsync.context import BrokerFeed, CloudSync
 from .config import ServerConfig
 from .errors import NO_SUCH_ENDPOINT, ApiError, error_body
 from .keyring.context import KeyRing
@@ -49,7 +49,7 @@ from .keys import load_or_create_keys
 from .metrics import Metrics
 from .observability import RequestObserver
 from .routes import routes
-from .storage import DocumentKey, RelaySeatStore, Storage, open_storage
+from .storage import RelaySeatStore, Storage, open_storage
 from .tokens import TokenService
 
 log = logging.getLogger("ledgersync.server")
@@ -81,11 +81,9 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
             clock=clock,
             metrics=metrics,
         )
-
-        def documents_retired(trustchain_id: str, path: str, slugs: list[str]) -> None:
-            for slug in slugs:  # deleted with their closed stream: version 0, as a DELETE
-                cloudsync.hub.publish(DocumentKey(slug, trustchain_id, path), 0)
-
+        # Every committed change of a document (write, delete, closed stream, deleted
+        # trustchain) reaches the subscribers and version caches of every process.
+        storage.announce_changes(BrokerFeed(broker))
         keyring = KeyRing.build(
             config,
             store=storage.keyring,
@@ -94,7 +92,6 @@ def create_app(config: ServerConfig, *, clock: Clock = system_clock) -> Starlett
             clock=clock,
             metrics=metrics,
             shared_rooms=shared_rooms(config, broker, storage, clock),
-            documents_retired=documents_retired,
         )
         notification_timer = asyncio.create_task(cloudsync.hub.run(), name="cloudsync-timer")
         app.state.storage = storage

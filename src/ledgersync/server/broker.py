@@ -14,15 +14,22 @@ message to the handlers subscribed to that channel.
   come back from this process are skipped (each broker has a random origin id), the others go
   to the local handlers. No extra service: PostgreSQL is the bus.
 
-Wire format of a notification: ``<origin>:<sequence>:<index>/<count>:<data>``. PostgreSQL caps
-a payload at 8000 bytes, so a longer message is cut into parts of at most
-:data:`CHUNK_BYTES` bytes, each base64-encoded (parts of UTF-8 text may split a character), and
-reassembled by the receivers; a message (whole) may be at most :data:`MAX_MESSAGE_BYTES`.
-Every payload is distinct (origin, sequence), so PostgreSQL never folds two into one.
+Wire format of a notification: :mod:`~ledgersync.server.broker_format` (pure, tested without a
+database): ``<origin>:<sequence>:<index>/<count>:<data>``, long messages in parts.
+
+Messages committed with a database transaction: a store may send a message *inside* its
+transaction (``SELECT pg_notify(…)`` with :meth:`PostgresBroker.transactional`'s payload), so
+that PostgreSQL delivers it if and only if the transaction commits, to every listener, in
+commit order. Handlers subscribed with ``subscribe_ordered`` receive every message of the
+channel in that order, this process's own included (they come back through LISTEN): what a
+cache of committed state needs. After its commit the store calls ``deliver_local`` for this
+process's other handlers (no round trip). Handlers registered with ``on_continuity`` learn
+when the listener connection is lost (``False``: messages may be missed from now on) and
+when it listens again (``True``).
 
 Delivery is at most once: a listener connection that drops is re-opened (with back-off), and
-what was published meanwhile is not replayed. Cloud Sync clients poll anyway; a QR pairing in
-flight fails and is restarted by the user.
+what was published meanwhile is not replayed (the continuity handlers are told). Cloud Sync
+clients poll anyway; a QR pairing in flight fails and is restarted by the user.
 
 Ordering: messages from one process reach every other process in publication order (one
 sending connection, notifications delivered in commit order).
@@ -31,35 +38,30 @@ sending connection, notifications delivered in commit order).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import os
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from .broker_format import Reassembler, encode, encode_single, parse
 
 log = logging.getLogger("ledgersync.broker")
 
 Handler = Callable[[str], None]
+#: Called with False when messages may be missed from now on, True once they no longer are.
+ContinuityHandler = Callable[[bool], None]
 
 #: Channel names (PostgreSQL identifiers).
 CLOUDSYNC_CHANNEL = "ledgersync_cloudsync"
 QR_CHANNEL = "ledgersync_qr"
 
-#: PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; a part is at most this many
-#: bytes before base64 (6668 after), leaving room for the header.
-CHUNK_BYTES = 5000
-#: The largest message the PostgreSQL broker carries (the QR relay's frames are smaller).
-MAX_MESSAGE_BYTES = 1 << 20
-#: Incomplete multi-part messages are dropped after this many seconds.
-REASSEMBLY_TIMEOUT = 30.0
 #: Messages waiting for NOTIFY beyond this are dropped (PostgreSQL unreachable).
 MAX_QUEUED = 100_000
-
-
-class MessageTooLarge(ValueError):
-    pass
+#: Longest wait for a transactional notification to come back (see ``received``).
+ECHO_TIMEOUT = 5.0
+#: Own notifications remembered as come back before anyone waited for them.
+MAX_EARLY_ECHOES = 10_000
 
 
 class Broker(Protocol):
@@ -70,15 +72,41 @@ class Broker(Protocol):
         process, including this one). Handlers run on the event loop and must not block."""
         ...
 
+    def subscribe_ordered(self, channel: str, handler: Handler) -> None:
+        """Call ``handler(message)`` for every message committed on ``channel`` (through
+        :meth:`transactional` and :meth:`deliver_local`), by any process, in commit order."""
+        ...
+
+    def on_continuity(self, handler: ContinuityHandler) -> None:
+        """Tell ``handler`` whether messages of other processes are received (at once, then
+        on each change: False when they may be missed, True when they are received again)."""
+        ...
+
     def publish(self, channel: str, message: str) -> None:
         """Deliver to this process's handlers now and send to the other processes."""
+        ...
+
+    def transactional(self, channel: str, message: str) -> tuple[str, str] | None:
+        """The (channel, payload) for a ``pg_notify`` inside the transaction that commits
+        the change ``message`` describes; None if other processes need not be told."""
+        ...
+
+    def deliver_local(self, channel: str, message: str) -> None:
+        """``message`` was committed (sent with :meth:`transactional`): hand it to this
+        process's handlers."""
+        ...
+
+    async def received(self, notifications: list[tuple[str, str]]) -> None:
+        """Return once the ordered handlers of this process have been given the committed
+        ``notifications`` (from :meth:`transactional`), or they cannot be."""
         ...
 
     async def close(self) -> None: ...
 
 
 class InProcessBroker:
-    """One process: publishing is calling the handlers."""
+    """One process: publishing is calling the handlers (a commit's message is delivered by
+    ``deliver_local``, called in commit order)."""
 
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = {}
@@ -86,8 +114,21 @@ class InProcessBroker:
     def subscribe(self, channel: str, handler: Handler) -> None:
         self._handlers.setdefault(channel, []).append(handler)
 
+    subscribe_ordered = subscribe
+
+    def on_continuity(self, handler: ContinuityHandler) -> None:
+        handler(True)  # nothing to miss: no other process
+
     def publish(self, channel: str, message: str) -> None:
         _dispatch(self._handlers.get(channel, ()), message)
+
+    def transactional(self, channel: str, message: str) -> tuple[str, str] | None:
+        return None
+
+    deliver_local = publish
+
+    async def received(self, notifications: list[tuple[str, str]]) -> None:
+        """``deliver_local`` gave them to every handler already."""
 
     async def close(self) -> None:
         self._handlers.clear()
@@ -110,15 +151,20 @@ class PostgresBroker:
         self._url = url
         self._channels = channels
         self._handlers: dict[str, list[Handler]] = {}
+        self._ordered: dict[str, list[Handler]] = {}
+        self._continuity: list[ContinuityHandler] = []
         self.origin = os.urandom(6).hex()
         self._sequence = 0
         self._queue: list[tuple[str, str]] = []
         self._wakeup = asyncio.Event()
-        self._partial: dict[tuple[str, str], _Partial] = {}
+        self._reassembler = Reassembler()
         self._listener: Any = None
         self._listening = asyncio.Event()
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
+        #: Own transactional payloads awaited (``received``), and those back before that.
+        self._echo_waiters: dict[str, asyncio.Future[None]] = {}
+        self._early_echoes: set[str] = set()
 
     @classmethod
     async def open(
@@ -137,33 +183,70 @@ class PostgresBroker:
             raise RuntimeError("could not LISTEN on the PostgreSQL database") from None
         return broker
 
-    def subscribe(self, channel: str, handler: Handler) -> None:
+    @property
+    def listening(self) -> bool:
+        """Whether notifications of other processes are being received."""
+        return self._listening.is_set()
+
+    def _check_channel(self, channel: str) -> None:
         if channel not in self._channels:
             raise ValueError(f"channel {channel!r} is not listened to")
+
+    def subscribe(self, channel: str, handler: Handler) -> None:
+        self._check_channel(channel)
         self._handlers.setdefault(channel, []).append(handler)
 
+    def subscribe_ordered(self, channel: str, handler: Handler) -> None:
+        self._check_channel(channel)
+        self._ordered.setdefault(channel, []).append(handler)
+
+    def on_continuity(self, handler: ContinuityHandler) -> None:
+        self._continuity.append(handler)
+        handler(self.listening)  # the state now: the handler may come after a change
+
     def publish(self, channel: str, message: str) -> None:
-        data = message.encode()
-        if len(data) > MAX_MESSAGE_BYTES:
-            raise MessageTooLarge(f"broker messages are limited to {MAX_MESSAGE_BYTES} bytes")
+        payloads = encode(self.origin, self._sequence + 1, message)  # MessageTooLarge
         _dispatch(self._handlers.get(channel, ()), message)
         if len(self._queue) >= MAX_QUEUED:
             log.warning("broker queue full: message dropped")
             return
         self._sequence += 1
-        header = f"{self.origin}:{self._sequence}"
-        if len(data) <= CHUNK_BYTES and message.isascii():
-            self._queue.append((channel, f"{header}:0/1:{message}"))
-        else:  # parts of at most CHUNK_BYTES bytes, base64 (a part may split a character)
-            parts = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
-            for index, part in enumerate(parts):
-                encoded = base64.b64encode(part).decode()
-                self._queue.append((channel, f"{header}:{index}/{len(parts)}b:{encoded}"))
+        self._queue.extend((channel, payload) for payload in payloads)
         self._wakeup.set()
+
+    def transactional(self, channel: str, message: str) -> tuple[str, str] | None:
+        self._check_channel(channel)
+        self._sequence += 1
+        return channel, encode_single(self.origin, self._sequence, message)
+
+    def deliver_local(self, channel: str, message: str) -> None:
+        # The ordered handlers get it from LISTEN, in commit order among the other processes'.
+        _dispatch(self._handlers.get(channel, ()), message)
+
+    async def received(self, notifications: list[tuple[str, str]]) -> None:
+        if not self.listening:  # it will not come back; the ordered handlers know why
+            return
+        loop = asyncio.get_running_loop()
+        waiting: list[asyncio.Future[None]] = []
+        for _, payload in notifications:
+            if payload in self._early_echoes:
+                self._early_echoes.discard(payload)
+            else:
+                waiting.append(self._echo_waiters.setdefault(payload, loop.create_future()))
+        if not waiting:
+            return
+        try:
+            await asyncio.wait_for(asyncio.gather(*waiting), ECHO_TIMEOUT)
+        except TimeoutError:
+            log.warning("broker: a committed notification did not come back in time")
+        finally:
+            for _, payload in notifications:
+                self._echo_waiters.pop(payload, None)
 
     async def close(self) -> None:
         self._closing = True
         self._wakeup.set()
+        self._release_echo_waiters()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -173,54 +256,62 @@ class PostgresBroker:
             with contextlib.suppress(Exception):
                 await self._listener.close()
         self._handlers.clear()
+        self._ordered.clear()
 
     # --- receiving ----------------------------------------------------------------------------
 
     def _on_notification(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        try:
-            origin, sequence, position, data = payload.split(":", 3)
-        except ValueError:
+        part = parse(payload)
+        if part is None:
             log.warning("ignoring a malformed broker notification")
             return
-        if origin == self.origin:
+        own = part.origin == self.origin
+        ordered = self._ordered.get(channel)
+        if own and not ordered:  # nobody here orders by it: only a waiter may want it
+            self._echoed(payload, remember=False)
             return
-        message = self._reassemble(origin, sequence, position, data)
-        if message is not None:
+        message = self._reassembler.add(part)
+        if message is None:
+            return
+        if ordered:
+            _dispatch(ordered, message)
+        if own:
+            self._echoed(payload, remember=True)
+        else:
             _dispatch(self._handlers.get(channel, ()), message)
 
-    def _reassemble(self, origin: str, sequence: str, position: str, data: str) -> str | None:
-        encoded = position.endswith("b")
-        index_text, _, count_text = position.removesuffix("b").partition("/")
-        try:
-            index, count = int(index_text), int(count_text)
-        except ValueError:
-            return None
-        if not 0 <= index < count <= MAX_MESSAGE_BYTES // CHUNK_BYTES + 1:
-            return None
-        if not encoded:
-            return data
-        try:
-            part = base64.b64decode(data, validate=True)
-        except ValueError:
-            return None
-        if count == 1:
-            return part.decode(errors="replace")
-        key = (origin, sequence)
-        now = time.monotonic()
-        partial = self._partial.get(key)
-        if partial is None:
-            self._expire_partials(now)
-            partial = self._partial[key] = _Partial(count, now)
-        partial.parts[index] = part
-        if len(partial.parts) < partial.count:
-            return None
-        del self._partial[key]
-        return b"".join(partial.parts[i] for i in range(partial.count)).decode(errors="replace")
+    def _echoed(self, payload: str, *, remember: bool) -> None:
+        """This process's notification came back: release its waiter, or (``remember``)
+        note it for a waiter still to come."""
+        waiter = self._echo_waiters.pop(payload, None)
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+            return
+        if not remember:
+            return
+        if len(self._early_echoes) >= MAX_EARLY_ECHOES:  # waiters that went away
+            self._early_echoes.clear()
+        self._early_echoes.add(payload)
 
-    def _expire_partials(self, now: float) -> None:
-        for key, partial in list(self._partial.items()):
-            if now - partial.started > REASSEMBLY_TIMEOUT:
-                del self._partial[key]
+    def _set_continuity(self, receiving: bool) -> None:
+        if receiving:
+            self._listening.set()
+        else:
+            self._listening.clear()
+            self._release_echo_waiters()
+        for handler in self._continuity:
+            try:
+                handler(receiving)
+            except Exception:
+                log.exception("broker continuity handler failed")
+
+    def _release_echo_waiters(self) -> None:
+        """Nothing more will come back (the listener is lost, or closing)."""
+        self._early_echoes.clear()
+        for waiter in self._echo_waiters.values():
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _listen_forever(self) -> None:
         import asyncpg  # type: ignore[import-untyped]
@@ -241,9 +332,10 @@ class PostgresBroker:
                 continue
             attempt = 0
             self._listener = connection
-            self._listening.set()
+            self._set_continuity(True)
             await lost.wait()
             self._listener = None
+            self._set_continuity(False)
             log.warning("broker: the LISTEN connection was lost; reconnecting")
 
     # --- sending ------------------------------------------------------------------------------
@@ -284,15 +376,6 @@ class PostgresBroker:
 
 def _setter(event: asyncio.Event) -> Callable[[Any], None]:
     return lambda _connection: event.set()
-
-
-class _Partial:
-    __slots__ = ("count", "parts", "started")
-
-    def __init__(self, count: int, started: float) -> None:
-        self.count = count
-        self.started = started
-        self.parts: dict[int, bytes] = {}
 
 
 async def open_broker(database_url: str) -> Broker:

@@ -8,6 +8,7 @@ in ``docs/server.md``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -30,6 +31,10 @@ _NAMED_ATTESTATION_KEYS = {"prod": LEDGER_PROD_ATTESTATION_KEY, "test": LEDGER_T
 
 
 LOG_FORMATS = ("auto", "json", "text")
+
+#: A metrics token goes into an HTTP header as it is: printable ASCII, no spaces.
+MIN_METRICS_TOKEN_LENGTH = 16
+METRICS_TOKEN_PATTERN = re.compile(rf"[\x21-\x7e]{{{MIN_METRICS_TOKEN_LENGTH},256}}")
 
 
 class ConfigError(ValueError):
@@ -97,6 +102,11 @@ class ServerConfig:
     forwarded_allow_ips: str = ""
     #: Serve Prometheus metrics at ``/metrics``.
     metrics: bool = True
+    #: When set, ``/metrics`` answers 401 unless sent ``Authorization: Bearer <this token>``.
+    #: Left out of the dataclass ``repr`` so that it never reaches a log line.
+    metrics_token: str = field(default="", repr=False)
+    #: ``host:port`` of a second listener that serves ``/metrics`` (then absent from ``port``).
+    metrics_address: str = ""
     #: Software version reported by ``/_info``.
     version: str = field(default_factory=lambda: _package_version())
 
@@ -141,6 +151,21 @@ class ServerConfig:
             raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
         if not self.trusted_attestation_keys:
             raise ConfigError("attestation_keys is empty: no device could log in")
+        self._check_metrics_settings()
+
+    def _check_metrics_settings(self) -> None:
+        # The messages never quote the token: they end up on terminals and in logs.
+        if self.metrics_token and not self.metrics:
+            raise ConfigError("metrics_token is set but metrics is off: nothing would use it")
+        if self.metrics_token and not METRICS_TOKEN_PATTERN.fullmatch(self.metrics_token):
+            raise ConfigError(
+                f"metrics_token must be {MIN_METRICS_TOKEN_LENGTH} to 256 printable ASCII "
+                "characters without spaces (e.g. the output of `openssl rand -hex 32`)"
+            )
+        if self.metrics_address:
+            if not self.metrics:
+                raise ConfigError("metrics_address is set but metrics is off: nothing to serve")
+            self.metrics_listen  # noqa: B018 - validates metrics_address
 
     @property
     def public_host(self) -> str:
@@ -149,6 +174,13 @@ class ServerConfig:
         if not host or not host.isascii() or len(host) > 63:
             raise ConfigError(f"public_url {self.public_url!r} needs an ASCII host of 1-63 chars")
         return host
+
+    @property
+    def metrics_listen(self) -> tuple[str, int] | None:
+        """``metrics_address`` as (host, port), or None when ``/metrics`` is on the main port."""
+        if not self.metrics_address:
+            return None
+        return parse_host_port(self.metrics_address, "metrics_address")
 
     @property
     def trusted_attestation_keys(self) -> tuple[bytes, ...]:
@@ -177,9 +209,25 @@ class ServerConfig:
 
 
 def _package_version() -> str:
-    from ledgersync import __version__
+    from .. import __version__
 
     return __version__
+
+
+def parse_host_port(text: str, setting: str) -> tuple[str, int]:
+    """``host:port``, ``[ipv6]:port``: the host as a socket takes it, and the port."""
+    host, separator, port_text = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        host = ""  # an IPv6 address without brackets: its port would be ambiguous
+    expected = f"{setting} {text!r} is not host:port (for example 127.0.0.1:9100 or [::1]:9100)"
+    if not separator or not host or not port_text.isdigit() or not host.isascii():
+        raise ConfigError(expected)
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ConfigError(f"{setting} {text!r}: the port must be between 1 and 65535")
+    return host, port
 
 
 def parse_bool(text: str) -> bool:
@@ -247,4 +295,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "log_format": str,
     "forwarded_allow_ips": str,
     "metrics": parse_bool,
+    "metrics_token": str,
+    "metrics_address": str,
 }

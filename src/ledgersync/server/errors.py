@@ -17,12 +17,12 @@ from http import HTTPStatus
 from typing import Any
 
 # The texts the SDK branches on are part of the wire: defined once, in the protocol package.
-from ledgersync.protocol.wire import JWT_EXPIRED_REAUTHENTICATE as JWT_EXPIRED_REAUTHENTICATE
-from ledgersync.protocol.wire import JWT_EXPIRED_REFRESH as JWT_EXPIRED_REFRESH
-from ledgersync.protocol.wire import JWT_NO_PERMISSION as JWT_NO_PERMISSION
-from ledgersync.protocol.wire import NO_SUCH_TRUSTCHAIN as NO_SUCH_TRUSTCHAIN
-from ledgersync.protocol.wire import NOT_A_MEMBER as NOT_A_MEMBER
-from ledgersync.protocol.wire import PATH_DOES_NOT_MATCH as PATH_DOES_NOT_MATCH
+from ..protocol.wire import JWT_EXPIRED_REAUTHENTICATE as JWT_EXPIRED_REAUTHENTICATE
+from ..protocol.wire import JWT_EXPIRED_REFRESH as JWT_EXPIRED_REFRESH
+from ..protocol.wire import JWT_NO_PERMISSION as JWT_NO_PERMISSION
+from ..protocol.wire import NO_SUCH_TRUSTCHAIN as NO_SUCH_TRUSTCHAIN
+from ..protocol.wire import NOT_A_MEMBER as NOT_A_MEMBER
+from ..protocol.wire import PATH_DOES_NOT_MATCH as PATH_DOES_NOT_MATCH
 
 #: Unknown routes (third-party observation of Ledger's backend).
 NO_SUCH_ENDPOINT = "No such endpoint, please check API docs"

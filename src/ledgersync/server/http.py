@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -57,8 +58,57 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+_NO_STORE = {"cache-control": "no-store"}
+
+
+class PreparedJson:
+    """A JSON answer that never changes (``{"status": "up-to-date"}``…), rendered once: the
+    body and headers :func:`json_response` would produce, without producing them per request."""
+
+    __slots__ = ("_body", "_headers", "_status")
+
+    def __init__(self, value: Any, status: int = 200) -> None:
+        model = json_response(value, status)
+        self._body = bytes(model.body)
+        self._headers = model.raw_headers
+        self._status = status
+
+    def response(self) -> Response:
+        return _Prepared(self._body, self._status, self._headers)
+
+
+class _Prepared(Response):
+    def __init__(self, body: bytes, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        # Response.__init__ would render the body and build the headers again.
+        self.body = body
+        self.status_code = status
+        self.background = None
+        self.raw_headers = list(headers)  # a list of its own, as if built for this response
+
+
 def json_response(value: Any, status: int = 200) -> Response:
-    return JSONResponse(value, status_code=status, headers={"cache-control": "no-store"})
+    if isinstance(value, PreparedJson):
+        return value.response()
+    return JSONResponse(value, status_code=status, headers=_NO_STORE)
+
+
+def query_items(query_string: bytes) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a raw query string, as Starlette's ``QueryParams``
+    (``parse_qsl`` with blank values kept) would give them, with less work for values that
+    need no decoding (most of them)."""
+    items = []
+    for field in query_string.decode("latin-1").split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        items.append((_unquote_plus(name), _unquote_plus(value)))
+    return items
+
+
+def _unquote_plus(text: str) -> str:
+    if "+" in text:
+        text = text.replace("+", " ")
+    return unquote(text) if "%" in text else text
 
 
 def no_content() -> Response:

@@ -23,7 +23,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ledgersync.protocol.crypto import KeyPair
+from ..protocol.crypto import KeyPair
 
 log = logging.getLogger(__name__)
 

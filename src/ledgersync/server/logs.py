@@ -2,15 +2,27 @@
 
 Request lines carry method, route template, status and duration, never the client's address
 unless ``log_client_ip`` is set, and never a token, key or body.
+
+Request lines are the hot path (one per request): while the logging configuration is the one
+:func:`configure_logging` installed for JSON (its one handler on the root logger, nothing
+added since), :class:`RequestLines` writes them itself: the same JSON line the formatter
+would write, assembled from precomputed pieces (per method and route; the time's second
+changes once a second), no ``LogRecord``, no ``json.dumps``. Lines are buffered and written
+at the end of the event loop's current iteration, together (one ``write`` for a burst of
+requests), and at exit. Any other configuration (handlers added, as tests do) gets
+ordinary log records.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 #: Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {
@@ -54,9 +66,113 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+#: The logger of request lines.
+REQUESTS_LOGGER = "ledgersync.requests"
+
+
+class RequestLines:
+    """Request lines written straight to the JSON handler's stream (see the module doc)."""
+
+    def __init__(self, handler: logging.StreamHandler[TextIO]) -> None:
+        self._handler = handler
+        self._root = logging.getLogger()
+        self._logger = logging.getLogger(REQUESTS_LOGGER)
+        self._prefixes: dict[tuple[str, str], str] = {}
+        self._second = -1
+        self._second_text = ""
+        self._pending: list[str] = []
+        self._flush_scheduled = False
+
+    def active(self) -> bool:
+        """Whether lines may bypass ``logging`` (the configuration is still ours)."""
+        root, logger = self._root, self._logger
+        return (
+            len(root.handlers) == 1
+            and root.handlers[0] is self._handler
+            and logger.propagate
+            and not logger.handlers
+            and not logger.filters
+            and not root.filters
+            and not self._handler.filters
+            and logger.isEnabledFor(logging.INFO)
+        )
+
+    def write(
+        self, method: str, route: str, status: int, duration_ms: float, client: str | None
+    ) -> None:
+        """One request line, as ``JsonFormatter`` would format the record."""
+        prefix = self._prefixes.get((method, route))
+        if prefix is None:
+            prefix = self._prefixes[(method, route)] = (
+                f'", "level": "info", "logger": "{REQUESTS_LOGGER}", "message": "request",'
+                f' "method": {json.dumps(method)}, "route": {json.dumps(route)}, "status": '
+            )
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        milliseconds = int((now - second) * 1000)
+        tail = "}\n" if client is None else f', "client": {json.dumps(client)}}}\n'
+        self._pending.append(
+            f'{{"time": "{self._second_text}.{milliseconds:03d}+00:00{prefix}{status},'
+            f' "duration_ms": {duration_ms!r}{tail}'
+        )
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop: at once
+                self.flush()
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._pending:
+            return
+        text, self._pending = "".join(self._pending), []
+        handler = self._handler
+        with handler.lock or _NO_LOCK:
+            try:
+                handler.stream.write(text)
+                handler.flush()
+            except (OSError, ValueError):  # stderr closed or gone: nothing to do
+                pass
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK: Any = _NoLock()
+
+#: Installed by :func:`configure_logging` (JSON), else None.
+_request_lines: RequestLines | None = None
+
+
+def request_lines() -> RequestLines | None:
+    """The direct writer of request lines, if the logging configuration allows it now."""
+    lines = _request_lines
+    return lines if lines is not None and lines.active() else None
+
+
+def _flush_request_lines() -> None:
+    if _request_lines is not None:
+        _request_lines.flush()
+
+
+atexit.register(_flush_request_lines)
+
+
 def configure_logging(level: str = "info", text: bool = False) -> None:
+    global _request_lines
+    _flush_request_lines()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(TextFormatter() if text else JsonFormatter())
+    _request_lines = None if text else RequestLines(handler)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

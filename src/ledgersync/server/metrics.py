@@ -2,12 +2,21 @@
 
 Labels never carry identifiers (trustchain ids, keys, addresses): routes are reported by
 their template (``/v1/trustchain/{trustchain_id}``), unmatched paths as ``unmatched``.
-In a multi-process deployment each process serves its own counters.
+In a multi-process deployment each process serves its own counters, and its own process
+figures (CPU seconds, resident memory, open files: ``process_*``, from ``/proc`` on Linux).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -16,6 +25,10 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # The process's own figures, read at each scrape: process_cpu_seconds_total,
+        # process_resident_memory_bytes, process_open_fds (and their limits), python_info.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self.http_requests = Counter(
             "ledgersync_http_requests",
             "HTTP requests answered, by method, route template and status",

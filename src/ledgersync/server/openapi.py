@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -103,12 +104,53 @@ def _version(*, required: bool, description: str, minimum: int = 0) -> dict[str,
     }
 
 
+_HTML_PAGE = {
+    "description": "An HTML page (no user data).",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
+
 _KEY_RING = "Key Ring"
 _CLOUD_SYNC = "Cloud Sync"
 _SERVICE = "Service"
 
 #: (path template, method) → the OpenAPI operation object.
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
+    ("/", "GET"): {
+        "tags": [_SERVICE],
+        "summary": "This server's home page: version, health, endpoints, client settings",
+        "operationId": "getHomePage",
+        "responses": {"200": _HTML_PAGE},
+    },
+    ("/api", "GET"): {
+        "tags": [_SERVICE],
+        "summary": "The interactive API reference, rendered from this document",
+        "operationId": "getApiReference",
+        "responses": {"200": _HTML_PAGE},
+    },
+    ("/static/{asset}", "GET"): {
+        "tags": [_SERVICE],
+        "summary": "The stylesheet and script of the pages",
+        "operationId": "getStaticAsset",
+        "parameters": [
+            {
+                "name": "asset",
+                "in": "path",
+                "required": True,
+                "description": "The file's name.",
+                "schema": {"type": "string", "enum": ["ledgersync.css", "api.js"]},
+            }
+        ],
+        "responses": {
+            "200": {
+                "description": "The file.",
+                "content": {
+                    "text/css": {"schema": {"type": "string"}},
+                    "text/javascript": {"schema": {"type": "string"}},
+                },
+            },
+            "404": _error("NotFound"),
+        },
+    },
     ("/_info", "GET"): {
         "tags": [_SERVICE],
         "summary": "Name and version (Ledger Live's availability check)",
@@ -133,12 +175,18 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/metrics", "GET"): {
         "tags": [_SERVICE],
         "summary": "Prometheus metrics (when `LEDGERSYNC_METRICS` is on)",
+        "description": (
+            "Served on the main port unless `LEDGERSYNC_METRICS_ADDRESS` gives it a listener of"
+            " its own; needs `Authorization: Bearer <token>` when `LEDGERSYNC_METRICS_TOKEN` is"
+            " set."
+        ),
         "operationId": "getMetrics",
         "responses": {
             "200": {
                 "description": "The Prometheus text exposition format.",
                 "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
+            },
+            "401": _error("Unauthorized"),
         },
     },
     ("/v1/challenge", "GET"): {
@@ -603,11 +651,15 @@ def document(routes: Iterable[BaseRoute], config: ServerConfig) -> dict[str, Any
     }
 
 
-async def openapi(request: Request) -> Response:
-    """``GET /openapi.json``, built once per app from its own route table."""
-    state = request.app.state
-    cached: dict[str, Any] | None = getattr(state, "openapi_document", None)
+def cached_document(app: Starlette) -> dict[str, Any]:
+    """The document of ``app``, built once from its own route table."""
+    cached: dict[str, Any] | None = getattr(app.state, "openapi_document", None)
     if cached is None:
-        cached = document(request.app.routes, state.config)
-        state.openapi_document = cached
-    return json_response(cached)
+        cached = document(app.routes, app.state.config)
+        app.state.openapi_document = cached
+    return cached
+
+
+async def openapi(request: Request) -> Response:
+    """``GET /openapi.json``."""
+    return json_response(cached_document(request.app))

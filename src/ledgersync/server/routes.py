@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from . import openapi, status
+from . import homepage, openapi, status
 from .cloudsync import handlers as cloudsync
 from .config import ServerConfig
 from .keyring import handlers as keyring
@@ -16,6 +16,10 @@ from .keyring import handlers as keyring
 
 def routes(config: ServerConfig) -> list[BaseRoute]:
     table: list[BaseRoute] = [
+        # Pages for a person with a browser (no user data): what this server is, the API reference
+        Route("/", homepage.home, methods=["GET"]),
+        Route("/api", homepage.api_reference, methods=["GET"]),
+        Route("/static/{asset}", homepage.asset, methods=["GET"]),
         Route("/_info", status.info, methods=["GET"]),
         Route("/_health", status.health, methods=["GET"]),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
@@ -40,6 +44,6 @@ def routes(config: ServerConfig) -> list[BaseRoute]:
         Route("/atomic/v1/{slug}", cloudsync.delete_document, methods=["DELETE"]),
         WebSocketRoute("/atomic/v1/{slug}/notifications", cloudsync.notifications),
     ]
-    if config.metrics:
+    if config.metrics and not config.metrics_address:  # else on its own listener (status.py)
         table.append(Route("/metrics", status.metrics, methods=["GET"]))
     return table

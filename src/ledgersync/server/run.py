@@ -27,6 +27,7 @@ from .config import LEDGER_PROD_ATTESTATION_KEY, LEDGER_TEST_ATTESTATION_KEY, Se
 from .keys import load_or_create_keys
 from .logs import configure_logging
 from .metrics import Metrics
+from .status import MetricsListener
 from .storage import open_storage
 from .storage.database import SQLITE_PREFIX
 from .transport import protocol_classes, raise_open_files_limit
@@ -63,22 +64,40 @@ class StartupError(Exception):
 def bind_listening_socket(config: ServerConfig) -> socket.socket:
     """Bind ``config.host:config.port`` (before anything says the server started), or raise
     :class:`StartupError` saying which setting picks another port or address."""
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    return bind_socket(
+        config.host,
+        config.port,
+        port_setting="--port or LEDGERSYNC_PORT",
+        address_setting="--host/--port or LEDGERSYNC_HOST/LEDGERSYNC_PORT",
+    )
+
+
+def bind_metrics_socket(config: ServerConfig) -> socket.socket | None:
+    """The metrics listener's socket when ``metrics_address`` is set (else None)."""
+    if config.metrics_listen is None:
+        return None
+    host, port = config.metrics_listen
+    setting = "--metrics-address or LEDGERSYNC_METRICS_ADDRESS"
+    return bind_socket(host, port, port_setting=setting, address_setting=setting)
+
+
+def bind_socket(host: str, port: int, *, port_setting: str, address_setting: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listening = socket.socket(family, socket.SOCK_STREAM)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        listening.bind((config.host, config.port))
-    except OSError as exc:
+        listening.bind((host, port))
+    except (OSError, OverflowError) as exc:
         listening.close()
-        where = f"{config.host}:{config.port}"
-        if exc.errno == errno.EADDRINUSE:
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
             raise StartupError(
-                f"port {config.port} on {config.host} is already in use by another program; "
-                "choose another port with --port or LEDGERSYNC_PORT"
+                f"port {port} on {host} is already in use by another program; "
+                f"choose another port with {port_setting}"
             ) from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise StartupError(
-            f"cannot listen on {where} ({exc.strerror or exc}); "
-            "choose another address with --host/--port or LEDGERSYNC_HOST/LEDGERSYNC_PORT"
+            f"cannot listen on {host}:{port} ({reason}); choose another address with "
+            f"{address_setting}"
         ) from exc
     listening.set_inheritable(True)
     return listening
@@ -93,10 +112,20 @@ class _Server(uvicorn.Server):
         await super().startup(sockets=sockets)
         if sockets is not None and not self.should_exit:
             self._log_started_message(sockets)
+            if len(sockets) > 1:
+                log.info(
+                    "metrics served on their own listener", extra={"address": _address(sockets[1])}
+                )
             if self.banner is not None:
                 port = sockets[0].getsockname()[1]
-                sys.stderr.write(startup_banner(self.banner, port))
+                metrics = _address(sockets[1]) if len(sockets) > 1 else None
+                sys.stderr.write(startup_banner(self.banner, port, metrics_address=metrics))
                 sys.stderr.flush()
+
+
+def _address(listening: socket.socket) -> str:
+    host, port = listening.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def text_logs(config: ServerConfig) -> bool:
@@ -128,7 +157,15 @@ def _database_summary(config: ServerConfig) -> str:
     return f"PostgreSQL {parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}"
 
 
-def startup_banner(config: ServerConfig, port: int) -> str:
+def _metrics_summary(config: ServerConfig, metrics_address: str | None) -> str:
+    if not config.metrics:
+        return "off (LEDGERSYNC_METRICS=false)"
+    where = f"http://{metrics_address}/metrics" if metrics_address else "GET /metrics"
+    # Only whether a token is needed: the token itself is never printed.
+    return where + (", bearer token required" if config.metrics_token else "")
+
+
+def startup_banner(config: ServerConfig, port: int, *, metrics_address: str | None = None) -> str:
     """What a person at a terminal reads once the server listens."""
     host = f"[{config.host}]" if ":" in config.host else config.host
     base = config.public_url.rstrip("/")
@@ -142,6 +179,8 @@ def startup_banner(config: ServerConfig, port: int) -> str:
         f"  trusted devices {_attestation_summary(config)}",
         "  Ledger Live     the same base URL for both APIs:",
         f"                  TRUSTCHAIN_API_PROD={base} CLOUD_SYNC_API_PROD={base}",
+        f"  in a browser    {base}/ (version, health, endpoints, these settings)",
+        f"  metrics         {_metrics_summary(config, metrics_address)}",
         "  health check    GET /_health; JSON logs: --log-format json. Stop with Ctrl-C.",
         "",
     ]
@@ -208,17 +247,25 @@ def run(config: ServerConfig) -> None:
     configure_logging(config.log_level, text=text)
     soft, hard = raise_open_files_limit()
     log.info("open-files limit", extra={"soft": soft, "hard": hard})
-    listening = bind_listening_socket(config)
+    listening = [bind_listening_socket(config)]
     try:
+        metrics_socket = bind_metrics_socket(config)
+        if metrics_socket is not None:
+            listening.append(metrics_socket)
         try:
             asyncio.run(_preflight(config))
         except StartupError:
             raise
         except Exception as exc:  # any cause: the message is what the operator needs
             raise StartupError(f"{type(exc).__name__}: {exc}") from exc
-        server = _Server(uvicorn_config(config, create_app(config)))
+        app = create_app(config)
+        served: ASGIApp = app
+        if metrics_socket is not None:  # a second listener of the same server: /metrics only
+            served = MetricsListener(app, metrics_socket.getsockname()[:2])
+        server = _Server(uvicorn_config(config, served))
         server.banner = config if text else None
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT after shutdown
-            server.run(sockets=[listening])
+            server.run(sockets=listening)
     finally:
-        listening.close()
+        for each in listening:
+            each.close()

@@ -34,8 +34,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ledgersync.protocol.wire import format_time, parse_time
-
+from ..protocol.wire import format_time, parse_time
 from .clock import Clock
 from .errors import JWT_EXPIRED_REAUTHENTICATE, JWT_EXPIRED_REFRESH
 

@@ -24,7 +24,11 @@ for every connection:
   database and the rest (:func:`connection_capacity`); ``ledgersync serve`` first raises the
   soft limit to the hard one (:func:`raise_open_files_limit`).
 
-The websocket protocol (websockets' sans-I/O implementation) is adapted as well: a handshake
+The websocket protocol (websockets' sans-I/O implementation) is adapted as well: no
+permessage-deflate (tiny frames; its zlib state is most of an idle socket's memory), the
+handshake's request and response dropped once answered, lighter stand-ins for its queue
+and event, no protocol-level keepalive on Cloud Sync notification sockets (the app pings
+them), a handshake
 the websockets library refuses (a request line over 8 KiB, too many headers…) is answered and
 closed instead of left hanging; a text frame that is not UTF-8 closes the socket with 1007,
 without a traceback. And no client address, request path (the QR room key) or frame (tokens)
@@ -42,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import resource
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +61,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.server import ServerProtocol
 
 from .config import ServerConfig
 from .metrics import Metrics
@@ -526,9 +532,34 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        # No permessage-deflate: the frames are a few bytes (versions, pings, QR messages of
+        # a few hundred), and a compressor and decompressor cost each socket about 40 KiB.
         # websockets logs the handshake request (the QR room key is in its URL) and every
         # frame (tokens, pairing messages) at debug level: never here.
+        self.conn = ServerProtocol(
+            extensions=[], max_size=config.ws_max_size, logger=logging.getLogger("uvicorn.error")
+        )
         self.conn.debug = False
+        # Lighter stand-ins for the asyncio.Queue and asyncio.Event uvicorn gives each socket
+        # (same calls; every idle socket has one of each).
+        self.queue = _Inbox()  # type: ignore[assignment]
+        self.writable = _Flag()  # type: ignore[assignment]
+        self.writable.set()
+
+    def start_keepalive(self) -> None:
+        # Cloud Sync notification sockets are pinged by the app (``ping``/``pong`` text
+        # frames, the protocol Ledger Live speaks), which also closes the silent ones: the
+        # protocol-level keepalive would only add a timer to every idle subscriber and a
+        # second ping every ``ws_ping_interval``.
+        if not _APP_PINGED.fullmatch(self.scope["path"]):
+            super().start_keepalive()
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if self.handshake_complete and getattr(self, "response", None) is not None:
+            # The handshake's request and response are not needed once it is answered: an
+            # idle subscriber keeps only what it uses.
+            self.request = self.response = None  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.guard.release(self)
@@ -558,6 +589,71 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
                 self.handle_parser_exception()
                 return
         super().send_receive_event_to_app()
+
+
+#: Websocket paths whose app pings its clients itself (Cloud Sync notifications).
+_APP_PINGED = re.compile(r"/atomic/v1/[^/]+/notifications")
+
+
+class _Inbox:
+    """What uvicorn's websocket protocol uses of an ``asyncio.Queue`` (one consumer: the app's
+    ``receive``), without its three deques."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
+class _Flag:
+    """What uvicorn's websocket protocol uses of an ``asyncio.Event``, without its deque."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        while not self._set:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
 
 
 # --- logs ---------------------------------------------------------------------------------------

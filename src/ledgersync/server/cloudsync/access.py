@@ -27,7 +27,10 @@ class VerifiedTokens:
     valid: a client sends the same token with every request for minutes, and checking its
     ES256 signature costs about 100 µs. A remembered token is still judged against the clock
     on every use; once expired it goes through ``verify`` again, which answers with Ledger's
-    texts. Bounded: the oldest entries are forgotten first."""
+    texts. Bounded: the oldest entries are forgotten first. Keyed by the token's exact
+    string (tokens have one canonical encoding, see :mod:`~..tokens`): only a byte-for-byte
+    equal token hits, and string hashing being keyed per process (SipHash), the lookup's
+    timing says nothing about the tokens held."""
 
     def __init__(self, tokens: TokenService, clock: Clock, size: int = 4096) -> None:
         self._tokens = tokens

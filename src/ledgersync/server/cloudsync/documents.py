@@ -3,7 +3,8 @@
 Version rules (docs/api.md, "Cloud Sync versioning"):
 
 * ``GET``: ``{"status": "no-data"}`` if there is no document; ``{"status": "up-to-date"}`` if
-  the client's ``version`` equals the stored one; otherwise ``out-of-sync`` with the whole
+  the client's ``version`` equals the stored one (answered from the process's
+  :mod:`.versions` cache when it knows that version); otherwise ``out-of-sync`` with the whole
   document (``version``, ``payload``, ``date`` ISO 8601, ``info`` when known). A client that
   sends no version gets the document.
 * ``POST`` with ``version`` and ``{"payload": "<opaque string>"}``: accepted
@@ -50,6 +51,7 @@ from ..errors import (
     Unauthorized,
     no_such_trustchain,
 )
+from ..http import PreparedJson
 from ..storage import Document, DocumentKey, StreamClosed, TrustchainDeleted
 from ..tokens import TokenClaims
 from .access import authorize
@@ -63,6 +65,12 @@ MAX_INFO = 256
 #: Bytes a POST body may add around its payload (``{"payload": ""}`` and whitespace).
 BODY_OVERHEAD = 4096
 _VERSION = re.compile(r"[0-9]{1,16}")
+#: The answers that never change, rendered once.
+UP_TO_DATE = PreparedJson({"status": "up-to-date"})
+NO_DATA = PreparedJson({"status": "no-data"})
+UPDATED = PreparedJson({"status": "updated"})
+#: What ``read`` and ``write`` answer: a document (out-of-sync), or one of the above.
+Answer = dict[str, Any] | PreparedJson
 
 
 @dataclass(frozen=True)
@@ -159,18 +167,24 @@ def _key(claims: TokenClaims, query: DocumentQuery) -> DocumentKey:
     return DocumentKey(query.slug, trustchain_id, query.path)
 
 
-async def read(cloud: CloudSync, claims: TokenClaims, query: DocumentQuery) -> dict[str, Any]:
-    document = await cloud.store.get(_key(claims, query))
+async def read(cloud: CloudSync, claims: TokenClaims, query: DocumentQuery) -> Answer:
+    key = _key(claims, query)
+    versions = cloud.versions
+    if query.version is not None and versions.version(key) == query.version:
+        return UP_TO_DATE  # known committed version: no database round trip
+    epoch = versions.epoch
+    document = await cloud.store.get(key)
+    versions.observed(key, None if document is None else document.version, epoch)
     if document is None:
-        return {"status": "no-data"}
+        return NO_DATA
     if query.version == document.version:
-        return {"status": "up-to-date"}
+        return UP_TO_DATE
     return out_of_sync(document)
 
 
 async def write(
     cloud: CloudSync, claims: TokenClaims, query: DocumentQuery, payload: str, info: str | None
-) -> dict[str, Any]:
+) -> Answer:
     key = _key(claims, query)
     if query.version is None:
         raise BadRequest("query parameter version is required (the client's version + 1)")
@@ -183,10 +197,9 @@ async def write(
         raise NotFound(no_such_trustchain(key.trustchain_id)) from exc
     except StreamClosed as exc:
         raise stream_closed(key) from exc
-    if outcome.accepted:  # committed: tell the subscribers
+    if outcome.accepted:  # committed (and announced to subscribers by the storage)
         cloud.metrics.cloudsync_writes.labels("updated").inc()
-        cloud.hub.publish(key, document.version)
-        return {"status": "updated"}
+        return UPDATED
     cloud.metrics.cloudsync_writes.labels("out-of-sync").inc()
     if outcome.current is None:
         raise ApiError(409, "the document changed during the write; read it and try again")
@@ -196,8 +209,6 @@ async def write(
 async def delete(cloud: CloudSync, claims: TokenClaims, query: DocumentQuery) -> None:
     key = _key(claims, query)
     try:
-        deleted = await cloud.store.delete(key, requester=claims.subject_key)
+        await cloud.store.delete(key, requester=claims.subject_key)  # announced if deleted
     except StreamClosed as exc:
         raise stream_closed(key) from exc
-    if deleted:
-        cloud.hub.publish(key, 0)

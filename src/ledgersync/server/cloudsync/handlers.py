@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from ..errors import TooLarge
-from ..http import bearer_token, json_response, no_content, read_json
+from ..http import bearer_token, json_response, no_content, query_items, read_json
 from ..tokens import TokenClaims
 from . import documents
 from .context import CloudSync
@@ -29,7 +29,7 @@ def authenticated(request: Request) -> tuple[CloudSync, TokenClaims, DocumentQue
     """The API, the claims of the request's valid token (else 401) and its parsed query."""
     cloud = cloudsync(request)
     claims = cloud.tokens.verify(bearer_token(request))
-    query = documents.parse_query(slug(request), request.query_params.multi_items())
+    query = documents.parse_query(slug(request), query_items(request.scope["query_string"]))
     return cloud, claims, query
 
 

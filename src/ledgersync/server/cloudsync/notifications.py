@@ -9,7 +9,8 @@ frames:
   the current version once at first");
 * after each committed write the server sends the new version number, in decimal, to every
   socket listening to that document, in whichever process of the deployment it is (the
-  hub publishes through the :mod:`~ledgersync.server.broker`); a deletion sends ``0``;
+  storage announces each committed change, :mod:`~ledgersync.server.storage.changes`,
+  through the :mod:`~ledgersync.server.broker`); a deletion sends ``0``;
 * every ``cloudsync_ping_interval`` seconds the server sends ``ping``; the client answers
   ``pong``; a socket that has not answered by the next ping is closed (1000, ``no pong``);
 * when the token expires the server sends ``JWT expired`` and stops notifying; the client
@@ -30,20 +31,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import sys
 from collections.abc import Coroutine
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ledgersync.protocol import wire
-
+from ...protocol import wire
 from ..broker import CLOUDSYNC_CHANNEL, Broker
 from ..clock import Clock
 from ..errors import JWT_NO_PERMISSION, PATH_DOES_NOT_MATCH
 from ..metrics import Metrics
-from ..storage import DocumentKey, DocumentStore
+from ..storage import DocumentKey, DocumentStore, DocumentVersion, parse_change
 from ..tokens import CLOUD_SYNC_AUDIENCE, TokenError, TokenService
 from .access import subscriptions
 
@@ -120,31 +120,26 @@ class NotificationHub:
         self._subscribers: set[Subscriber] = set()
         self._topics: dict[Key, set[Subscriber]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        broker.subscribe(CLOUDSYNC_CHANNEL, self._on_message)
+        broker.subscribe(CLOUDSYNC_CHANNEL, self.on_change)
 
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    # --- publishing -----------------------------------------------------------------------
+    # --- receiving ------------------------------------------------------------------------
 
-    def publish(self, key: DocumentKey, version: int) -> None:
-        """Tell every subscriber of ``key``, in every process, that ``version`` is current.
-        Call it only once the write is committed."""
-        message = json.dumps([key.slug, key.trustchain_id, key.path, version])
-        self._broker.publish(CLOUDSYNC_CHANNEL, message)
-
-    def _on_message(self, message: str) -> None:
-        try:
-            slug, trustchain_id, path, version = json.loads(message)
-            key: Key = (str(slug), str(trustchain_id), str(path))
-            text = str(int(version))
-        except (ValueError, TypeError):
-            log.warning("ignoring a malformed notification")
-            return
-        listeners = self._topics.get(key)
+    def on_change(self, message: str) -> None:
+        """A committed change (:mod:`~..storage.changes`), of this process or another: tell
+        the subscribers of the document its new version (``0``: deleted)."""
+        change = parse_change(message)
+        if not isinstance(change, DocumentVersion):
+            if change is None:
+                log.warning("ignoring a malformed notification")
+            return  # a trustchain deletion: its subscribers are told nothing, as before
+        listeners = self._topics.get((change.slug, change.trustchain_id, change.path))
         if not listeners:
             return
+        text = str(change.version)
         now = self._clock()
         for subscriber in listeners:
             if now < subscriber.expires_at:  # an expired one is told so by the timer
@@ -159,6 +154,8 @@ class NotificationHub:
             await websocket.close(code=CLOSE_TRY_AGAIN)
             return
         await websocket.accept()
+        # Nothing reads the handshake's headers any more: an idle socket need not keep them.
+        websocket.scope["headers"] = []
         loop = asyncio.get_running_loop()
         subscriber = Subscriber(websocket, slug, loop.time() + self.auth_timeout)
         subscriber.ping_due = loop.time() + self.ping_interval
@@ -166,24 +163,27 @@ class NotificationHub:
         self._metrics.cloudsync_subscribers.set(len(self._subscribers))
         try:
             while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                text = message.get("text")
+                # Only the frame's text is kept, and only until it is handled: while the socket
+                # waits, nothing holds its last frame (a token).
+                text = _text_of(await websocket.receive())
                 if text is None:
-                    await _close(websocket, CLOSE_UNSUPPORTED, "text frames only")
-                    return
-                if len(text) > MAX_CLIENT_FRAME:
-                    await _close(websocket, CLOSE_TOO_BIG, "frame too large")
                     return
                 if text == PONG:
                     subscriber.pong_pending = False
-                elif not await self._authenticate(subscriber, text.strip()):
+                elif not await self._handle_frame(subscriber, text):
                     return
+                del text
         finally:
             self._detach(subscriber)
             self._subscribers.discard(subscriber)
             self._metrics.cloudsync_subscribers.set(len(self._subscribers))
+
+    async def _handle_frame(self, subscriber: Subscriber, text: str | _Refusal) -> bool:
+        """A frame other than ``pong``: a token, or a refusal to send; False once closed."""
+        if isinstance(text, _Refusal):
+            await _close(subscriber.websocket, text.code, text.reason)
+            return False
+        return await self._authenticate(subscriber, text.strip())
 
     async def _authenticate(self, subscriber: Subscriber, token: str) -> bool:
         """Take ``token`` as the socket's credentials; False if the socket was closed."""
@@ -205,7 +205,10 @@ class NotificationHub:
             await _close(subscriber.websocket, CLOSE_POLICY, JWT_NO_PERMISSION)
             return False
         self._detach(subscriber)
-        subscriber.topics = tuple((subscriber.slug, tid, path) for tid, path in pairs)
+        # Interned: the sockets of one trustchain (or one slug) share these strings.
+        subscriber.topics = tuple(
+            (sys.intern(subscriber.slug), sys.intern(tid), sys.intern(path)) for tid, path in pairs
+        )
         for topic in subscriber.topics:
             self._topics.setdefault(topic, set()).add(subscriber)
         subscriber.expires_at = claims.expires_at
@@ -297,6 +300,34 @@ class NotificationHub:
             self._close(subscriber, 1001, "server shutting down")
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class _Refusal:
+    """A client frame the socket is closed for."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+
+_NOT_TEXT = _Refusal(CLOSE_UNSUPPORTED, "text frames only")
+_TOO_BIG = _Refusal(CLOSE_TOO_BIG, "frame too large")
+
+
+def _text_of(message: Any) -> str | _Refusal | None:
+    """A received ASGI message's text; a refusal for frames that close the socket; None
+    once the client has gone."""
+    if message["type"] == "websocket.disconnect":
+        return None
+    text = message.get("text")
+    if text is None:
+        return _NOT_TEXT
+    if len(text) > MAX_CLIENT_FRAME:
+        return _TOO_BIG
+    assert isinstance(text, str)
+    return text
 
 
 async def _send(websocket: WebSocket, text: str) -> None:

@@ -18,8 +18,8 @@ import hmac
 import re
 from typing import Any
 
-from ledgersync.protocol import crypto
-from ledgersync.protocol.challenge import (
+from ...protocol import crypto
+from ...protocol.challenge import (
     ATTESTATION_APPLICATION,
     Challenge,
     ChallengeAnswer,
@@ -27,8 +27,7 @@ from ledgersync.protocol.challenge import (
     MemberAttestation,
     build_challenge,
 )
-from ledgersync.protocol.errors import ChallengeError, CryptoError, SignatureError
-
+from ...protocol.errors import ChallengeError, CryptoError, SignatureError
 from ..errors import JWT_EXPIRED_REAUTHENTICATE, BadRequest, Unauthorized, not_a_member
 from ..tokens import Permissions, TokenClaims, TokenError
 from .context import KeyRing

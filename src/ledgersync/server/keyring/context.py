@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ledgersync.protocol import KeyPair
-
+from ...protocol import KeyPair
 from ..clock import Clock
 from ..config import ServerConfig
 from ..metrics import Metrics

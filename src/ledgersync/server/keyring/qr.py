@@ -36,8 +36,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ledgersync.protocol import wire
-
+from ...protocol import wire
 from ..metrics import Metrics
 from .qr_shared import RelayEvent, SharedRooms
 

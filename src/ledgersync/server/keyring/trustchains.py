@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledgersync.protocol import format_path, parse_path
-
+from ...protocol import format_path, parse_path
 from ..errors import (
     JWT_EXPIRED_REAUTHENTICATE,
     JWT_NO_PERMISSION,

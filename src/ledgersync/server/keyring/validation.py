@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ledgersync.protocol import (
+from ...protocol import (
     Derive,
     EncodedBlock,
     ResolvedStream,
@@ -37,9 +37,8 @@ from ledgersync.protocol import (
     resolve_stream,
     trustchain_id_from_hash,
 )
-from ledgersync.protocol.errors import DecodeError, ProtocolError, ResolutionError
-from ledgersync.protocol.paths import parse_application_path
-
+from ...protocol.errors import DecodeError, ProtocolError, ResolutionError
+from ...protocol.paths import parse_application_path
 from ..errors import PATH_DOES_NOT_MATCH, BadRequest
 from ..storage import NewBlocks, StreamInfo, TrustchainInfo
 

@@ -2,6 +2,7 @@
 
 * :mod:`.database`: the driver seam (:class:`Database`, :class:`Connection`), SQLite and
   PostgreSQL implementations, :func:`connect`;
+* :mod:`.changes`: the messages announcing committed changes of documents;
 * :mod:`.migrations`: the ordered schema migrations applied at start;
 * :mod:`.keyring`: the key-ring API's tables and queries (:class:`KeyRingStore`);
 * :mod:`.cloudsync`: the Cloud Sync documents (:class:`DocumentStore`);
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .changes import ChangeFeed, DocumentVersion, TrustchainRemoved, parse_change
 from .cloudsync import (
     Document,
     DocumentKey,
@@ -44,6 +46,10 @@ class Storage:
     keyring: KeyRingStore
     documents: DocumentStore
 
+    def announce_changes(self, feed: ChangeFeed) -> None:
+        """Send the changes of documents to ``feed`` from now on (:mod:`.changes`)."""
+        self.database.feed = feed
+
     async def close(self) -> None:
         await self.database.close()
 
@@ -62,12 +68,14 @@ async def open_storage(url: str) -> Storage:
 __all__ = [
     "MIGRATIONS",
     "AlreadyExists",
+    "ChangeFeed",
     "Connection",
     "Database",
     "DatabaseUrlError",
     "Document",
     "DocumentKey",
     "DocumentStore",
+    "DocumentVersion",
     "KeyRingStore",
     "Migration",
     "NewBlocks",
@@ -80,8 +88,10 @@ __all__ = [
     "StreamMoved",
     "TrustchainDeleted",
     "TrustchainInfo",
+    "TrustchainRemoved",
     "WriteOutcome",
     "apply_migrations",
     "connect",
     "open_storage",
+    "parse_change",
 ]

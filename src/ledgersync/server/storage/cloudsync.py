@@ -3,7 +3,9 @@
 A document is ``{version, payload, updated_at (ms), info}``; the payload is the client's
 opaque string (base64 of an encrypted blob), stored as given.
 
-Concurrency: :meth:`DocumentStore.write` is a compare-and-set inside one transaction. It
+Concurrency: :meth:`DocumentStore.write` is a compare-and-set inside one transaction (a
+:data:`~.database.Plan`: on SQLite, concurrent writes are committed together, each in its
+savepoint). It
 first tries ``UPDATE … WHERE version = <new version> - 1``; on an empty key it tries an
 ``INSERT … ON CONFLICT DO NOTHING``. Two writers racing for the same next version both reach
 the same row: PostgreSQL makes the second ``UPDATE`` wait for the first to commit and then
@@ -32,7 +34,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .database import Connection, Database, Row
+from .changes import document_version
+from .database import Database, Plan, Row, change, fetchrow
 
 
 @dataclass(frozen=True)
@@ -79,11 +82,6 @@ _SELECT = f"SELECT {_COLUMNS} FROM documents WHERE slug = $1 AND trustchain_id =
 _STREAM = "SELECT closed, application_id FROM streams WHERE trustchain_id = $1 AND path = $2"
 
 
-async def _fetch(connection: Connection, key: DocumentKey) -> Document | None:
-    row = await connection.fetchrow(_SELECT, key.slug, key.trustchain_id, key.path)
-    return None if row is None else _document(row)
-
-
 class DocumentStore:
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -103,8 +101,12 @@ class DocumentStore:
 
     async def write(self, key: DocumentKey, document: Document) -> WriteOutcome:
         """Store ``document`` if its version follows the stored one (any version >= 1 on an
-        empty key); otherwise return the stored document. Committed when this returns.
-        :class:`StreamClosed` (nothing written) if the key's stream is closed."""
+        empty key); otherwise return the stored document. Committed when this returns, and
+        announced (:mod:`.changes`). :class:`StreamClosed` (nothing written) if the key's
+        stream is closed."""
+        return await self.database.run_plan(lambda: self._write(key, document))
+
+    def _write(self, key: DocumentKey, document: Document) -> Plan[WriteOutcome]:
         args = (
             key.slug,
             key.trustchain_id,
@@ -114,65 +116,68 @@ class DocumentStore:
             document.updated_at,
             document.info,
         )
-        async with self.database.transaction() as connection:
-            for _ in range(3):
-                updated = await connection.execute(
-                    "UPDATE documents SET version = $4, payload = $5, updated_at = $6, info = $7"
-                    " WHERE slug = $1 AND trustchain_id = $2 AND path = $3"
-                    " AND version = CAST($4 AS BIGINT) - 1",  # the cast: PostgreSQL would infer
-                    # a 4-byte integer from "$4 - 1", and versions go up to 2^53 - 1
-                    *args,
-                )
-                if updated:
-                    return WriteOutcome(True, None)
-                stream = await connection.fetchrow(
-                    self._stream_for_insert, key.trustchain_id, key.path
-                )
-                if stream is not None and stream[0]:
-                    raise StreamClosed(key.path)
-                inserted = await connection.execute(
-                    f"INSERT INTO documents (slug, trustchain_id, path, {_COLUMNS})"
-                    " SELECT $1, $2, $3, $4, $5, $6, $7"
-                    " WHERE NOT EXISTS (SELECT 1 FROM deleted_trustchains WHERE id = $2)"
-                    " ON CONFLICT DO NOTHING",
-                    *args,
-                )
-                if inserted:
-                    return WriteOutcome(True, None)
-                current = await _fetch(connection, key)
-                if current is not None:
-                    return WriteOutcome(False, current)
-                deleted = await connection.fetchrow(
-                    "SELECT 1 FROM deleted_trustchains WHERE id = $1", key.trustchain_id
-                )
-                if deleted is not None:
-                    raise TrustchainDeleted(key.trustchain_id)
-                # The document was deleted by another transaction between our statements
-                # (PostgreSQL, read committed): look again.
-            return WriteOutcome(False, None)
+        message = document_version(key.slug, key.trustchain_id, key.path, document.version)
+        for _ in range(3):
+            updated = yield change(
+                message,
+                "UPDATE documents SET version = $4, payload = $5, updated_at = $6, info = $7"
+                " WHERE slug = $1 AND trustchain_id = $2 AND path = $3"
+                " AND version = CAST($4 AS BIGINT) - 1",  # the cast: PostgreSQL would infer
+                # a 4-byte integer from "$4 - 1", and versions go up to 2^53 - 1
+                *args,
+            )
+            if updated:
+                return WriteOutcome(True, None)
+            stream = yield fetchrow(self._stream_for_insert, key.trustchain_id, key.path)
+            if stream is not None and stream[0]:
+                raise StreamClosed(key.path)
+            inserted = yield change(
+                message,
+                f"INSERT INTO documents (slug, trustchain_id, path, {_COLUMNS})"
+                " SELECT $1, $2, $3, $4, $5, $6, $7"
+                " WHERE NOT EXISTS (SELECT 1 FROM deleted_trustchains WHERE id = $2)"
+                " ON CONFLICT DO NOTHING",
+                *args,
+            )
+            if inserted:
+                return WriteOutcome(True, None)
+            current = yield fetchrow(_SELECT, key.slug, key.trustchain_id, key.path)
+            if current is not None:
+                return WriteOutcome(False, _document(current))
+            deleted = yield fetchrow(
+                "SELECT 1 FROM deleted_trustchains WHERE id = $1", key.trustchain_id
+            )
+            if deleted is not None:
+                raise TrustchainDeleted(key.trustchain_id)
+            # The document was deleted by another transaction between our statements
+            # (PostgreSQL, read committed): look again.
+        return WriteOutcome(False, None)
 
     async def delete(self, key: DocumentKey, requester: bytes) -> bool:
-        """Delete the document (True if there was one). If its stream is closed, only a
-        ``requester`` that is a member of an open stream of the same application may (else
-        :class:`StreamClosed`, nothing deleted)."""
-        async with self.database.transaction() as connection:
-            stream = await connection.fetchrow(_STREAM, key.trustchain_id, key.path)
-            if stream is not None and stream[0]:
-                member = await connection.fetchrow(
-                    "SELECT 1 FROM stream_members m JOIN streams s"
-                    " ON s.trustchain_id = m.trustchain_id AND s.path = m.path"
-                    " WHERE m.trustchain_id = $1 AND m.member = $2 AND s.application_id = $3"
-                    " AND NOT s.closed LIMIT 1",
-                    key.trustchain_id,
-                    requester,
-                    stream[1],
-                )
-                if member is None:
-                    raise StreamClosed(key.path)
-            deleted = await connection.execute(
-                "DELETE FROM documents WHERE slug = $1 AND trustchain_id = $2 AND path = $3",
-                key.slug,
+        """Delete the document (True if there was one), announced (:mod:`.changes`). If its
+        stream is closed, only a ``requester`` that is a member of an open stream of the same
+        application may (else :class:`StreamClosed`, nothing deleted)."""
+        return await self.database.run_plan(lambda: self._delete(key, requester))
+
+    def _delete(self, key: DocumentKey, requester: bytes) -> Plan[bool]:
+        stream = yield fetchrow(_STREAM, key.trustchain_id, key.path)
+        if stream is not None and stream[0]:
+            member = yield fetchrow(
+                "SELECT 1 FROM stream_members m JOIN streams s"
+                " ON s.trustchain_id = m.trustchain_id AND s.path = m.path"
+                " WHERE m.trustchain_id = $1 AND m.member = $2 AND s.application_id = $3"
+                " AND NOT s.closed LIMIT 1",
                 key.trustchain_id,
-                key.path,
+                requester,
+                stream[1],
             )
-        return deleted > 0
+            if member is None:
+                raise StreamClosed(key.path)
+        deleted = yield change(
+            document_version(key.slug, key.trustchain_id, key.path, 0),
+            "DELETE FROM documents WHERE slug = $1 AND trustchain_id = $2 AND path = $3",
+            key.slug,
+            key.trustchain_id,
+            key.path,
+        )
+        return bool(deleted > 0)

@@ -14,24 +14,85 @@ its writes are durable before it answers.
   serialise instead of deadlocking. The folder it creates is ``0700`` and the database file
   ``0600``; SQLite gives the ``-wal`` and ``-shm`` files the database file's mode.
 * PostgreSQL: an asyncpg pool; each transaction holds one pooled connection.
+
+Hot writes (Cloud Sync documents) are written as a :data:`Plan`: a generator that yields
+its statements (:func:`execute`, :func:`fetchrow`, :func:`change`) and receives their
+results, so that one piece of code runs on both drivers and SQLite can *group commit*
+(:meth:`Database.run_plan`): plans submitted while a commit is in progress wait for it, then
+all run in one transaction, each inside its own savepoint (a plan that raises is rolled back
+alone, the others commit), with one ``COMMIT`` and one fsync for them all. Each caller is
+answered once that ``COMMIT`` returned: durable as before, a few fsyncs instead of one per
+write. PostgreSQL runs each plan in its own transaction (it commits concurrent transactions
+in parallel already).
+
+Changes of documents are announced through the database's :attr:`Database.feed`
+(:mod:`.changes`): a :func:`change` statement carries its message, sent inside the
+transaction on PostgreSQL (``pg_notify`` in the same statement: no extra round trip) and
+handed to ``feed.committed`` after the commit, in commit order, by this layer.
+
+SQLite and other processes: several server processes may share one SQLite file (``BEGIN
+IMMEDIATE`` serialises them), but then no process sees the others' changes as they happen.
+:meth:`SQLiteDatabase.sole_process` tells whether another process has had the file open
+since this one opened it (see :class:`_OtherProcesses`): what allows caching committed state
+in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import fcntl
+import functools
+import logging
 import os
 import re
+import select
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+import struct
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import urlsplit
 
+from .changes import ChangeFeed, NoFeed
+
+log = logging.getLogger("ledgersync.storage")
+
 Row = Sequence[Any]
 T = TypeVar("T")
+
+#: One statement of a :data:`Plan`: ``(kind, sql, args, message)``, kind ``"execute"``
+#: (the result is the number of rows changed), ``"fetchrow"`` (a row or None) or ``"change"``
+#: (``execute`` that announces ``message`` if it changed a row).
+Step = tuple[str, str, tuple[Any, ...], str | None]
+#: A write transaction as a generator of :data:`Step`\ s, receiving each one's result.
+Plan = Generator[Step, Any, T]
+
+
+def execute(sql: str, *args: Any) -> Step:
+    return ("execute", sql, args, None)
+
+
+def fetchrow(sql: str, *args: Any) -> Step:
+    return ("fetchrow", sql, args, None)
+
+
+def change(message: str, sql: str, *args: Any) -> Step:
+    """A statement changing one document (``UPDATE``/``INSERT``/``DELETE``, no ``RETURNING``),
+    announcing ``message`` (:mod:`.changes`) if it changes a row."""
+    return ("change", sql, args, message)
+
+
+def _notifying(sql: str, arg_count: int) -> str:
+    """``sql`` sending a notification (the two arguments after its own) per changed row, in
+    the same statement (PostgreSQL)."""
+    first = arg_count + 1
+    return (
+        f"WITH changed AS ({sql} RETURNING 1) SELECT pg_notify(${first}, ${first + 1}) FROM changed"
+    )
 
 
 class Connection(Protocol):
@@ -45,6 +106,10 @@ class Connection(Protocol):
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
 
+    async def notice(self, message: str) -> None:
+        """Announce the change ``message`` describes with this transaction (:mod:`.changes`)."""
+        ...
+
 
 class Database(Protocol):
     #: ``"sqlite"`` or ``"postgresql"``.
@@ -52,7 +117,21 @@ class Database(Protocol):
     #: DDL type names for this dialect, used as ``{blob}`` in migrations.
     types: ClassVar[dict[str, str]]
 
+    #: Where the changes of documents are announced (:mod:`.changes`).
+    feed: ChangeFeed
+
     def transaction(self) -> AbstractAsyncContextManager[Connection]: ...
+
+    async def run_plan(self, plan: Callable[[], Plan[T]]) -> T:
+        """Run the write transaction ``plan()`` makes; its result once committed (or its
+        exception, nothing of it written). On SQLite, concurrent plans are committed together
+        (group commit)."""
+        ...
+
+    def sole_process(self) -> bool:
+        """Whether no other process may change this database behind this one's back (SQLite:
+        checked now; PostgreSQL: False, other processes announce through the broker)."""
+        ...
 
     async def read_row(self, sql: str, *args: Any) -> Row | None:
         """One read-only statement outside any transaction block: it sees committed data only
@@ -133,6 +212,11 @@ def _sqlite_args(args: Sequence[Any]) -> tuple[Any, ...]:
 class _SQLiteConnection:
     def __init__(self, database: SQLiteDatabase) -> None:
         self._database = database
+        #: Messages to hand to the feed once committed.
+        self.notices: list[str] = []
+
+    async def notice(self, message: str) -> None:
+        self.notices.append(message)
 
     async def execute(self, sql: str, *args: Any) -> int:
         def run(connection: sqlite3.Connection) -> int:
@@ -151,12 +235,132 @@ class _SQLiteConnection:
         return rows[0] if rows else None
 
 
+def _run_plan_sync(connection: sqlite3.Connection, plan: Plan[T], notices: list[str]) -> T:
+    """Drive ``plan`` on ``connection`` (in the writer thread), collecting its notices."""
+    result: Any = None
+    try:
+        while True:
+            kind, sql, args, message = plan.send(result)
+            cursor = connection.execute(_sqlite_sql(sql), _sqlite_args(args))
+            if kind == "fetchrow":
+                result = cursor.fetchone()
+            else:
+                result = cursor.rowcount
+                if kind == "change" and result and message is not None:
+                    notices.append(message)
+    except StopIteration as done:
+        value: T = done.value
+        return value
+
+
+class _Batch:
+    """Plans waiting for the next group commit, and their callers' futures."""
+
+    __slots__ = ("futures", "plans")
+
+    def __init__(self) -> None:
+        self.plans: list[Callable[[], Plan[Any]]] = []
+        self.futures: list[asyncio.Future[Any]] = []
+
+
+#: Per plan of a batch: (succeeded, its result or exception, its notices).
+_Outcome = tuple[bool, Any, list[str]]
+
+
+def _commit_batch(
+    connection: sqlite3.Connection, plans: list[Callable[[], Plan[Any]]]
+) -> list[_Outcome]:
+    """Run ``plans`` in one transaction, each in a savepoint; commit once."""
+    outcomes: list[_Outcome] = []
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for make_plan in plans:
+            notices: list[str] = []
+            connection.execute("SAVEPOINT plan")
+            try:
+                value = _run_plan_sync(connection, make_plan(), notices)
+            except Exception as exc:  # this plan only: the others go on
+                connection.execute("ROLLBACK TO plan")
+                connection.execute("RELEASE plan")
+                outcomes.append((False, exc, []))
+            else:
+                connection.execute("RELEASE plan")
+                outcomes.append((True, value, notices))
+        connection.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
 def _create_private(path: Path) -> None:
     """Create the database's folder (``0700``) and an empty database file (``0600``) if they
     do not exist yet; existing ones keep the mode their operator gave them."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # parents: the umask's default
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+#: inotify's "file was opened" event, and SQLite's lock bytes every open WAL connection
+#: holds a shared lock on (its "shared" range of the database file).
+_IN_OPEN = 0x20
+_SQLITE_SHARED_FIRST = 0x40000002
+_SQLITE_SHARED_SIZE = 510
+
+
+class _OtherProcesses:
+    """Whether another process has opened the database file since this one did.
+
+    At start: SQLite in WAL mode keeps a shared lock on the database file for as long as a
+    connection is open, and a lock of another process shows through ``F_GETLK``. After
+    that: an inotify watch for opens of the file (sticky: an event waits until it is read,
+    however briefly the other process stayed). Once another process is seen, this one no
+    longer counts as alone until it restarts. Without inotify (not Linux), never alone."""
+
+    def __init__(self, path: Path) -> None:
+        self._seen = True
+        # Kept open until the database is closed: closing a descriptor of a file releases
+        # every POSIX lock this process holds on it, SQLite's included.
+        self._file = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._poll: select.poll | None = None
+        self._watch = -1
+        libc = ctypes.CDLL(None, use_errno=True)
+        if not hasattr(libc, "inotify_init1") or not hasattr(libc, "inotify_add_watch"):
+            return
+        watch = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if watch < 0:
+            return
+        if libc.inotify_add_watch(watch, os.fsencode(path), _IN_OPEN) < 0:
+            os.close(watch)
+            return
+        self._watch = watch
+        self._poll = select.poll()
+        self._poll.register(watch, select.POLLIN)
+        request = struct.pack(
+            "hhqqi", fcntl.F_WRLCK, os.SEEK_SET, _SQLITE_SHARED_FIRST, _SQLITE_SHARED_SIZE, 0
+        )
+        held = struct.unpack("hhqqi", fcntl.fcntl(self._file, fcntl.F_GETLK, request))
+        self._seen = held[0] != fcntl.F_UNLCK
+
+    def seen(self) -> bool:
+        if not self._seen and self._poll is not None and self._poll.poll(0):
+            self._seen = True
+            log.warning(
+                "another process opened the SQLite database: Cloud Sync polls are read from"
+                " the database from now on (until this server restarts)"
+            )
+        return self._seen
+
+    def close(self) -> None:
+        """Once SQLite's connections are closed (see ``self._file``)."""
+        self._seen = True
+        if self._watch >= 0:
+            os.close(self._watch)
+            self._watch = -1
+        if self._file >= 0:
+            os.close(self._file)
+            self._file = -1
 
 
 class SQLiteDatabase:
@@ -169,12 +373,20 @@ class SQLiteDatabase:
         executor: ThreadPoolExecutor,
         reader: sqlite3.Connection | None = None,
         reader_executor: ThreadPoolExecutor | None = None,
+        others: _OtherProcesses | None = None,
     ) -> None:
         self._connection = connection
         self._executor = executor
         self._lock = asyncio.Lock()
         self._reader = reader
         self._reader_executor = reader_executor
+        self._others = others
+        self.feed: ChangeFeed = NoFeed()
+        #: Plans waiting for the commit after the one in progress (None: none in progress).
+        self._next_batch: _Batch | None = None
+        self._committing = False
+        #: Transactions committed (each one fsync): how well writes are grouped.
+        self.commits = 0
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteDatabase:
@@ -200,7 +412,12 @@ class SQLiteDatabase:
 
         loop = asyncio.get_running_loop()
         reader = await loop.run_in_executor(reader_executor, setup_reader)
-        return cls(connection, executor, reader, reader_executor)
+        # Watched once this process's own connections are open (their opens are not others').
+        others = _OtherProcesses(path)
+        return cls(connection, executor, reader, reader_executor, others)
+
+    def sole_process(self) -> bool:
+        return self._others is not None and not self._others.seen()
 
     async def read_row(self, sql: str, *args: Any) -> Row | None:
         assert self._reader is not None and self._reader_executor is not None
@@ -221,12 +438,62 @@ class SQLiteDatabase:
     async def transaction(self) -> AsyncIterator[Connection]:
         async with self._lock:
             await self.run(lambda connection: connection.execute("BEGIN IMMEDIATE"))
+            connection = _SQLiteConnection(self)
             try:
-                yield _SQLiteConnection(self)
+                yield connection
             except BaseException:
                 await self.run(lambda connection: connection.execute("ROLLBACK"))
                 raise
             await self.run(lambda connection: connection.execute("COMMIT"))
+            self.commits += 1
+            _deliver(self.feed, connection.notices)
+
+    async def run_plan(self, plan: Callable[[], Plan[T]]) -> T:
+        batch = self._next_batch
+        if batch is None:
+            batch = self._next_batch = _Batch()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        batch.plans.append(plan)
+        batch.futures.append(future)
+        if not self._committing:
+            self._committing = True
+            asyncio.get_running_loop().create_task(self._commit_batches())
+        return await future
+
+    async def _commit_batches(self) -> None:
+        """Commit the waiting plans, batch after batch, until none waits."""
+        try:
+            while self._next_batch is not None:
+                batch, self._next_batch = self._next_batch, None
+                try:
+                    async with self._lock:
+                        outcomes = await self.run(
+                            functools.partial(_commit_batch, plans=batch.plans)
+                        )
+                except BaseException as exc:  # nothing of the batch committed
+                    for future in batch.futures:
+                        if future.done():
+                            continue
+                        if isinstance(exc, Exception):
+                            future.set_exception(exc)
+                        else:  # the server is stopping
+                            future.cancel()
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                self.commits += 1
+                for future, (succeeded, value, notices) in zip(
+                    batch.futures, outcomes, strict=True
+                ):
+                    _deliver(self.feed, notices)  # in commit order, whoever still waits
+                    if future.done():  # its caller was cancelled meanwhile
+                        continue
+                    if succeeded:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self._committing = False
 
     async def close(self) -> None:
         async with self._lock:
@@ -236,19 +503,65 @@ class SQLiteDatabase:
             reader = self._reader
             await asyncio.get_running_loop().run_in_executor(self._reader_executor, reader.close)
             self._reader_executor.shutdown(wait=True)
+        if self._others is not None:
+            self._others.close()
+
+
+def _deliver(feed: ChangeFeed, notices: list[str]) -> None:
+    for message in notices:
+        feed.committed(message)
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 
 
 class _PostgresConnection:
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, feed: ChangeFeed) -> None:
         self._connection = connection
+        self._feed = feed
+        #: Messages to hand to the feed once committed.
+        self.notices: list[str] = []
+        #: The notifications this transaction sent (they come back once committed).
+        self.sent: list[tuple[str, str]] = []
 
     async def execute(self, sql: str, *args: Any) -> int:
         status: str = await self._connection.execute(sql, *args)
         last = status.rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
+
+    async def notice(self, message: str) -> None:
+        notification = self._feed.in_transaction(message)
+        if notification is not None:
+            await self._connection.execute("SELECT pg_notify($1, $2)", *notification)
+            self.sent.append(notification)
+        self.notices.append(message)
+
+    async def change(self, message: str, sql: str, args: tuple[Any, ...]) -> int:
+        notification = self._feed.in_transaction(message)
+        if notification is None:
+            changed = await self.execute(sql, *args)
+        else:
+            changed = await self.execute(_notifying(sql, len(args)), *args, *notification)
+            if changed:
+                self.sent.append(notification)
+        if changed:
+            self.notices.append(message)
+        return changed
+
+    async def run(self, plan: Plan[T]) -> T:
+        result: Any = None
+        try:
+            while True:
+                kind, sql, args, message = plan.send(result)
+                if kind == "fetchrow":
+                    result = await self.fetchrow(sql, *args)
+                elif kind == "change" and message is not None:
+                    result = await self.change(message, sql, args)
+                else:
+                    result = await self.execute(sql, *args)
+        except StopIteration as done:
+            value: T = done.value
+            return value
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         return list(await self._connection.fetch(sql, *args))
@@ -264,11 +577,7 @@ class PostgresDatabase:
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
-
-    @property
-    def pool(self) -> Any:
-        """The asyncpg pool, for what the seam does not cover (LISTEN/NOTIFY connections)."""
-        return self._pool
+        self.feed: ChangeFeed = NoFeed()
 
     @classmethod
     async def open(cls, url: str) -> PostgresDatabase:
@@ -279,8 +588,26 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
-        async with self._pool.acquire() as connection, connection.transaction():
-            yield _PostgresConnection(connection)
+        async with self._transaction() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[_PostgresConnection]:
+        async with self._pool.acquire() as raw:
+            async with raw.transaction():
+                connection = _PostgresConnection(raw, self.feed)
+                yield connection
+            _deliver(self.feed, connection.notices)
+        if connection.sent:  # answered once this process's cache has it (see .changes)
+            await self.feed.received(connection.sent)
+
+    async def run_plan(self, plan: Callable[[], Plan[T]]) -> T:
+        async with self._transaction() as connection:
+            result = await connection.run(plan())
+        return result
+
+    def sole_process(self) -> bool:
+        return False
 
     async def read_row(self, sql: str, *args: Any) -> Row | None:
         row: Row | None = await self._pool.fetchrow(sql, *args)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .changes import document_version, trustchain_removed
 from .database import Connection, Database, Row
 
 #: Expired challenges are purged this long after they expire (until then a late answer is
@@ -223,7 +224,8 @@ class KeyRingStore:
 
         If this closes the stream, its Cloud Sync documents (all slugs) are deleted in the
         same transaction: a closed stream's path never holds a document
-        (:mod:`~ledgersync.server.storage.cloudsync`). Returns the slugs of those deleted."""
+        (:mod:`~ledgersync.server.storage.cloudsync`), each announced as version 0
+        (:mod:`.changes`). Returns the slugs of those deleted."""
         async with self.database.transaction() as connection:
             moved = await connection.execute(
                 "UPDATE streams SET height = $1, last_hash = $2, closed = $3"
@@ -246,10 +248,14 @@ class KeyRingStore:
                 trustchain_id,
                 update.path,
             )
-        return sorted(str(row[0]) for row in rows)
+            slugs = sorted(str(row[0]) for row in rows)
+            for slug in slugs:  # deleted with their closed stream: version 0, as a DELETE
+                await connection.notice(document_version(slug, trustchain_id, update.path, 0))
+        return slugs
 
     async def delete_trustchain(self, trustchain_id: str, now: int) -> bool:
-        """Delete a trustchain and everything in it; its id can never be created again."""
+        """Delete a trustchain and everything in it (announced, :mod:`.changes`); its id can
+        never be created again."""
         async with self.database.transaction() as connection:
             deleted = await connection.execute(
                 "DELETE FROM trustchains WHERE id = $1", trustchain_id
@@ -265,6 +271,7 @@ class KeyRingStore:
                     trustchain_id,
                     now,
                 )
+                await connection.notice(trustchain_removed(trustchain_id))
         return deleted > 0
 
 

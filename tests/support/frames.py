@@ -1,177 +1,20 @@
-"""Tools of the security suite: judging answers, raw HTTP and raw websocket frames, logs.
-
-* :func:`refusal_problem` says what is wrong with an answer to hostile input (a 5xx, or a 4xx
-  without the JSON error body), or ``None``;
-* :func:`raw_exchange` sends bytes on a fresh TCP connection and returns what came back
-  before the server closed it (or the deadline passed), for requests an HTTP client would
-  not send;
-* :class:`RawWebSocket` speaks the websocket framing by hand (masked or not, any opcode,
-  reserved bits, lying lengths, invalid UTF-8) to see how the server ends the connection;
-* :func:`server_failures` lists the log records of an in-process server that show an
-  internal error (``ERROR`` and above, or a request logged with a 5xx status).
-"""
+"""Raw websocket frames, for frames a websocket client would not send: :class:`RawWebSocket`
+speaks the framing by hand (masked or not, any opcode, reserved bits, lying lengths, invalid
+UTF-8) to see how the server ends the connection."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
-import json
-import logging
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import Any
 
-import httpx2
-
-#: Longest a test waits for something that should happen at once (never a sleep).
-DEADLINE = 10.0
+from . import DEADLINE
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
-
-
-def refusal_problem(status: int, headers: Any, body: bytes) -> str | None:
-    """What is wrong with this answer to hostile input, or None: no 5xx, and every 4xx is
-    the server's JSON error (``{"status", "message", …}`` with the same status)."""
-    if status >= 500:
-        return f"answered {status}: {body[:200]!r}"
-    if status < 400:
-        return None
-    content_type = headers.get("content-type", "") if headers is not None else ""
-    if "application/json" not in content_type:
-        return f"{status} without a JSON body ({content_type!r}): {body[:200]!r}"
-    try:
-        error = json.loads(body)
-    except ValueError:
-        return f"{status} with a body that is not JSON: {body[:200]!r}"
-    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
-        return f"{status} without a message: {body[:200]!r}"
-    if error.get("status") != status:
-        return f"{status} whose body says status {error.get('status')!r}"
-    return None
-
-
-def response_problem(response: httpx2.Response) -> str | None:
-    return refusal_problem(response.status_code, response.headers, response.content)
-
-
-def server_failures(records: list[logging.LogRecord]) -> list[str]:
-    """Log records that betray an internal error: ERROR or worse (tracebacks included), or
-    a request line logged with a 5xx status."""
-    found = []
-    for record in records:
-        status = getattr(record, "status", None)
-        if record.levelno >= logging.ERROR:
-            found.append(f"{record.name} {record.levelname}: {record.getMessage()[:300]}")
-        elif (
-            record.name == "ledgersync.requests"
-            and record.__dict__.get("method") != "WEBSOCKET"  # its status is the close code
-            and isinstance(status, int)
-            and 500 <= status < 600
-        ):
-            found.append(f"request logged with status {status}: {record.__dict__.get('route')}")
-    return found
-
-
-# --- raw HTTP -----------------------------------------------------------------------------------
-
-
-@dataclass
-class RawAnswer:
-    data: bytes
-    closed: bool  # the server closed the connection (else: the deadline passed)
-
-    @property
-    def status(self) -> int | None:
-        line = self.data.split(b"\r\n", 1)[0]
-        parts = line.split()
-        if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit():
-            return int(parts[1])
-        return None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        head = self.data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
-        pairs = (line.decode("latin-1").split(":", 1) for line in head if b":" in line)
-        return {name.strip().lower(): value.strip() for name, value in pairs}
-
-    @property
-    def body(self) -> bytes:
-        return self.data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in self.data else b""
-
-    def problem(self) -> str | None:
-        """Like :func:`refusal_problem`, for a raw answer. A refusal by the HTTP layer itself
-        (uvicorn answering a request it could not parse, before the app sees it) may have a
-        plain-text body, but must still be a 4xx."""
-        if self.status is None:
-            return None if self.closed else f"no answer and not closed: {self.data[:200]!r}"
-        if 400 <= self.status < 500 and "application/json" not in self.headers.get(
-            "content-type", ""
-        ):
-            return None  # refused by the HTTP layer
-        return refusal_problem(self.status, self.headers, self.body)
-
-
-async def raw_exchange(
-    port: int,
-    data: bytes,
-    *,
-    deadline: float = DEADLINE,
-    half_close: bool = False,
-    until_status: bool = False,
-) -> RawAnswer:
-    """Send ``data`` on a new connection; read until the server closes (or, with
-    ``until_status``, until a whole response head arrived), within ``deadline``."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    received = bytearray()
-    closed = False
-    try:
-        writer.write(data)
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
-            if half_close:
-                writer.write_eof()
-        try:
-            async with asyncio.timeout(deadline):
-                while True:
-                    chunk = await reader.read(65536)
-                    if not chunk:
-                        closed = True
-                        break
-                    received += chunk
-                    if until_status and b"\r\n\r\n" in received and _complete(received):
-                        break
-        except TimeoutError:
-            pass
-        except ConnectionError:
-            closed = True
-    finally:
-        writer.transport.abort()
-    return RawAnswer(bytes(received), closed)
-
-
-def _complete(data: bytearray) -> bool:
-    head, _, body = bytes(data).partition(b"\r\n\r\n")
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return len(body) >= int(value.strip() or b"0")
-    return True
-
-
-def request_bytes(
-    method: str, target: str, *, headers: dict[str, str] | None = None, body: bytes = b""
-) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1", "Host: ledgersync.test", "Connection: close"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    if body and not any(name.lower() == "content-length" for name in headers or {}):
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-# --- raw websockets -----------------------------------------------------------------------------
 
 
 def frame(

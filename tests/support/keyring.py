@@ -1,4 +1,4 @@
-"""Client-side helpers for server tests: logins and trustchains built with the protocol layer.
+"""Key Ring clients for tests: logins and trustchains built with the protocol layer.
 
 Nothing here imports the server: requests go over HTTP and expected values come from the
 protocol layer or the test vectors.
@@ -26,14 +26,7 @@ from ledgersync.protocol.challenge import (
     sign_seed_id,
 )
 
-from ..conftest import load_vectors
-
-VECTORS = load_vectors()
-
-
-def vector(identifier: str) -> dict[str, Any]:
-    return VECTORS[identifier]
-
+from .vectors import vector
 
 ATTESTATION = vector("device_attestation_keys")
 TEST_ATTESTATION_SECRET = bytes.fromhex(ATTESTATION["test_private_key"])

@@ -1,4 +1,4 @@
-"""Client-side helpers for the Cloud Sync tests: a logged-in member and the ``/atomic`` calls.
+"""Cloud Sync clients for tests: a logged-in member, the ``/atomic`` calls, notifications.
 
 Tokens come from real logins over HTTP (``/v1/challenge`` + ``/v1/authenticate``) on a
 trustchain built with the protocol layer; nothing here imports the server.
@@ -7,7 +7,6 @@ trustchain built with the protocol layer; nothing here imports the server.
 from __future__ import annotations
 
 import asyncio
-import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,15 +16,9 @@ from websockets.asyncio.client import ClientConnection
 
 from ledgersync.protocol import KeyPair
 
-from .helpers import Session, Trustchain, app_path, bearer, created_trustchain, login_member
-
-#: Longest a test waits for something that should happen at once.
-DEADLINE = 10.0
-
-
-def b64(text: str) -> str:
-    """A Cloud Sync payload (base64, as Ledger's clients send) carrying ``text``."""
-    return base64.b64encode(text.encode()).decode("ascii")
+from . import DEADLINE
+from .keyring import Session, Trustchain, app_path, bearer, created_trustchain, login_member
+from .payloads import b64
 
 
 @dataclass
