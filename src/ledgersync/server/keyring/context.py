@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...protocol import KeyPair
@@ -29,9 +28,6 @@ class KeyRing:
     challenge_limiter: RateLimiter
     authenticate_limiter: RateLimiter
     relay: QrRelay
-    #: Called after a commit that closed a stream, with (trustchain id, path, slugs of the
-    #: Cloud Sync documents deleted with it): the app tells their subscribers.
-    documents_retired: Callable[[str, str, list[str]], None] | None = None
 
     @classmethod
     def build(
@@ -44,7 +40,6 @@ class KeyRing:
         clock: Clock,
         metrics: Metrics,
         shared_rooms: SharedRooms | None = None,
-        documents_retired: Callable[[str, str, list[str]], None] | None = None,
     ) -> KeyRing:
         def limiter() -> RateLimiter:
             return RateLimiter(
@@ -73,5 +68,4 @@ class KeyRing:
                 metrics=metrics,
                 shared=shared_rooms,
             ),
-            documents_retired=documents_retired,
         )

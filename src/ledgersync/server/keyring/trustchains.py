@@ -138,12 +138,12 @@ async def append_commands(
     # Blocks below the height we saw are immutable: cut what a concurrent append added since.
     update = validate_append(trustchain, stream, stored[: stream.height], blocks, ring.limits)
     try:
-        retired = await ring.store.append(trustchain_id, stream, update)
+        # Closing a stream deletes its Cloud Sync documents in the same transaction, which
+        # announces it to their subscribers (storage/changes.py).
+        await ring.store.append(trustchain_id, stream, update)
     except StreamMoved as exc:
         raise Outdated(path) from exc
     ring.metrics.blocks_stored.inc(len(update.blocks))
-    if retired and ring.documents_retired is not None:  # closed: its Cloud Sync data is gone
-        ring.documents_retired(trustchain_id, path, retired)
 
 
 async def delete_trustchain(ring: KeyRing, claims: TokenClaims, trustchain_id: str) -> None:
