@@ -1,8 +1,9 @@
 """The poll cache (``server/cloudsync/versions.py``) against real server processes: a
 ``GET`` that only confirms the client's version is answered from memory, and no answer is
-stale once the process has received the change: after a write through another process,
-after deletes (of a document, of its stream by a key rotation, of its trustchain), after the
-broker's LISTEN connection drops, and on SQLite when another process opens the same file.
+stale: not right after a write acknowledged by another process (the process catches up with
+the broker before it answers from memory), nor after deletes (of a document, of its stream by
+a key rotation, of its trustchain), nor after the broker's LISTEN connection drops, nor on
+SQLite when another process opens the same file.
 
 Changes are made the ways the server makes them (HTTP through another process). Two tests
 also change a row behind the servers' backs (plain SQL, no notification): the only way to
@@ -23,6 +24,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 from websockets.asyncio.client import ClientConnection
 
+from ledgersync.server.broker import LISTENER_NAME
 from ledgersync.testing import EmbeddedPostgres, LocalServer
 
 from ..support import DEADLINE
@@ -154,6 +156,23 @@ async def test_a_cached_answer_is_never_stale_after_a_write_through_another_proc
             await socket.close()
 
 
+async def test_a_write_acknowledged_by_one_process_is_never_confirmed_stale_by_the_other(
+    deployment: Deployment,
+) -> None:
+    """No waiting for the notification: the poll goes to the other process as soon as the
+    write is acknowledged, with that process's cache holding the previous version. The
+    other process catches up with the broker before it answers from memory."""
+    first, second = deployment.first, deployment.second
+    writer = on(first, new_member(first.client()))
+    poller = via(second, writer)
+    assert writer.post(1, b64("v1")).json() == {"status": "updated"}
+    for version in range(1, 41):
+        assert remembered(poller, version)  # the other process holds `version` in memory
+        assert writer.post(version + 1, b64(f"v{version + 1}")).json() == {"status": "updated"}
+        answer = poller.get(version=version).json()
+        assert (answer["status"], answer.get("version")) == ("out-of-sync", version + 1)
+
+
 async def test_deletes_through_another_process_are_never_answered_up_to_date(
     deployment: Deployment,
 ) -> None:
@@ -207,7 +226,8 @@ async def test_the_cache_is_dropped_when_the_listen_connection_drops(
     # committed while they were not listening).
     terminated = await deployment.sql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+        " WHERE datname = current_database() AND application_name = $1",
+        LISTENER_NAME,
     )
     assert terminated != "SELECT 0"
     await deployment.sql(

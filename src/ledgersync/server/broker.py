@@ -27,6 +27,17 @@ process's other handlers (no round trip). Handlers registered with ``on_continui
 when the listener connection is lost (``False``: messages may be missed from now on) and
 when it listens again (``True``).
 
+Catching up (:meth:`PostgresBroker.caught_up`): a commit of another process reaches this one
+a moment after that process has answered its client. A cache of committed state that must
+never answer older than a commit already acknowledged elsewhere asks the broker to catch up
+first: one ``SELECT 1`` on the LISTEN connection, which PostgreSQL answers only after sending
+every notification it had to deliver to that connection (a committing backend signals the
+listeners before its own client hears of the commit, and a listening backend delivers pending
+notifications before it reads its next command), so once the answer is in, every commit
+acknowledged before the call has been handed to the ordered handlers. Callers arriving at once
+share one round trip: a round on the wire serves those who came before it was sent, the next
+round all who came while it was out.
+
 Delivery is at most once: a listener connection that drops is re-opened (with back-off), and
 what was published meanwhile is not replayed (the continuity handlers are told). Cloud Sync
 clients poll anyway; a QR pairing in flight fails and is restarted by the user.
@@ -55,6 +66,10 @@ ContinuityHandler = Callable[[bool], None]
 #: Channel names (PostgreSQL identifiers).
 CLOUDSYNC_CHANNEL = "ledgersync_cloudsync"
 QR_CHANNEL = "ledgersync_qr"
+
+#: The LISTEN connection's ``application_name`` (how an operator finds it in
+#: ``pg_stat_activity``).
+LISTENER_NAME = "ledgersync-listen"
 
 #: Messages waiting for NOTIFY beyond this are dropped (PostgreSQL unreachable).
 MAX_QUEUED = 100_000
@@ -101,6 +116,14 @@ class Broker(Protocol):
         ``notifications`` (from :meth:`transactional`), or they cannot be."""
         ...
 
+    #: Whether :meth:`caught_up` has anything to do (False: in-process, nothing to catch).
+    needs_catching_up: bool
+
+    async def caught_up(self) -> bool:
+        """Return once every message committed (by any process) before the call has been
+        given to the ordered handlers; False if that cannot be known (listener lost)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -129,6 +152,11 @@ class InProcessBroker:
 
     async def received(self, notifications: list[tuple[str, str]]) -> None:
         """``deliver_local`` gave them to every handler already."""
+
+    needs_catching_up = False
+
+    async def caught_up(self) -> bool:
+        return True  # every commit is delivered before it is acknowledged
 
     async def close(self) -> None:
         self._handlers.clear()
@@ -165,6 +193,10 @@ class PostgresBroker:
         #: Own transactional payloads awaited (``received``), and those back before that.
         self._echo_waiters: dict[str, asyncio.Future[None]] = {}
         self._early_echoes: set[str] = set()
+        #: Catch-up rounds: the one on the wire, and the one gathering callers for after it.
+        self._round: asyncio.Future[bool] | None = None
+        self._next_round: asyncio.Future[bool] | None = None
+        self._round_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -243,10 +275,53 @@ class PostgresBroker:
             for _, payload in notifications:
                 self._echo_waiters.pop(payload, None)
 
+    needs_catching_up = True
+
+    async def caught_up(self) -> bool:
+        if self._listener is None:
+            return False
+        if self._round is None:  # none on the wire: this caller's round goes now
+            self._round = asyncio.get_running_loop().create_future()
+            self._round_task = asyncio.create_task(self._catch_up(self._round))
+            return await asyncio.shield(self._round)
+        if self._next_round is None:  # one is out, sent before this call: wait for the next
+            self._next_round = asyncio.get_running_loop().create_future()
+        return await asyncio.shield(self._next_round)
+
+    async def _catch_up(self, round_: asyncio.Future[bool]) -> None:
+        """Run rounds until nobody waits for one."""
+        try:
+            while True:
+                listener = self._listener
+                if listener is None:
+                    return  # lost: the waiting rounds are told False below
+                try:
+                    # asyncpg hands each notification to its listener callback (call_soon) as
+                    # it parses it, before the query's answer wakes this task: by the time
+                    # this returns, every notification sent before the answer was dispatched.
+                    answer = await listener.fetchval("SELECT 1", timeout=ECHO_TIMEOUT)
+                    caught = answer == 1
+                except Exception:  # the connection went: continuity handlers know
+                    caught = False
+                if not round_.done():
+                    round_.set_result(caught and self._listener is listener)
+                following, self._next_round = self._next_round, None
+                self._round = following
+                if following is None:
+                    return
+                round_ = following
+        finally:
+            for waiting in (self._round, self._next_round):
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(False)
+            self._round = self._next_round = None
+
     async def close(self) -> None:
         self._closing = True
         self._wakeup.set()
         self._release_echo_waiters()
+        if self._round_task is not None:
+            self._round_task.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -320,7 +395,9 @@ class PostgresBroker:
         while not self._closing:
             lost = asyncio.Event()
             try:
-                connection = await asyncpg.connect(self._url)
+                connection = await asyncpg.connect(
+                    self._url, server_settings={"application_name": LISTENER_NAME}
+                )
                 connection.add_termination_listener(_setter(lost))
                 for channel in self._channels:
                     await connection.add_listener(channel, self._on_notification)

@@ -24,6 +24,7 @@ class CloudSync:
     metrics: Metrics
     hub: NotificationHub
     versions: VersionCache
+    broker: Broker
 
     @classmethod
     def build(
@@ -54,7 +55,9 @@ class CloudSync:
         )
         broker.subscribe_ordered(CLOUDSYNC_CHANNEL, versions.on_change)
         broker.on_continuity(versions.on_continuity)
-        return cls(config, store, VerifiedTokens(tokens, clock), clock, metrics, hub, versions)
+        return cls(
+            config, store, VerifiedTokens(tokens, clock), clock, metrics, hub, versions, broker
+        )
 
 
 class BrokerFeed:

@@ -171,7 +171,13 @@ async def read(cloud: CloudSync, claims: TokenClaims, query: DocumentQuery) -> A
     key = _key(claims, query)
     versions = cloud.versions
     if query.version is not None and versions.version(key) == query.version:
-        return UP_TO_DATE  # known committed version: no database round trip
+        # A known committed version: no database query. With other processes, first make
+        # sure no commit acknowledged elsewhere is still on its way here (one round trip on
+        # the broker's connection, shared by every poll waiting at that moment).
+        if not cloud.broker.needs_catching_up:
+            return UP_TO_DATE
+        if await cloud.broker.caught_up() and versions.version(key) == query.version:
+            return UP_TO_DATE
     epoch = versions.epoch
     document = await cloud.store.get(key)
     versions.observed(key, None if document is None else document.version, epoch)
