@@ -22,11 +22,12 @@ It is only used while it can be kept true:
   (:meth:`~..storage.database.SQLiteDatabase.sole_process`); another process's writes would
   not be announced here.
 
-Across processes the announcement of a commit reaches the others a moment after it (one
-PostgreSQL notification, usually well under a millisecond): a poll that reaches another
-process within that moment is answered as of the commits it has received, as a read that
-began just before the commit would have been. Once a process has received the
-announcement, no answer of it is older.
+Across processes the announcement of a commit reaches the others a moment after it was
+acknowledged (one PostgreSQL notification, usually well under a millisecond). So that a poll
+reaching another process within that moment is not confirmed stale, the caller
+(:func:`~.documents.read`) first has the broker catch up
+(:meth:`~..broker.PostgresBroker.caught_up`: one round trip on the LISTEN connection, shared
+by every poll waiting then) and looks again.
 
 Only ``up-to-date`` is answered from here: a different version (the client is behind, or the
 document is gone) goes to the database, whose answer carries the document.
