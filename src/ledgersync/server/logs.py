@@ -6,11 +6,12 @@ unless ``log_client_ip`` is set, and never a token, key or body.
 Request lines are the hot path (one per request): while the logging configuration is the one
 :func:`configure_logging` installed for JSON (its one handler on the root logger, nothing
 added since), :class:`RequestLines` writes them itself: the same JSON line the formatter
-would write, assembled from precomputed pieces (per method and route; the time's second
-changes once a second), no ``LogRecord``, no ``json.dumps``. Lines are buffered and written
-at the end of the event loop's current iteration, together (one ``write`` for a burst of
-requests), and at exit. Any other configuration (handlers added, as tests do) gets
-ordinary log records.
+would write, assembled from precomputed pieces (everything up to the duration, per method,
+route and status; the time, per millisecond), no ``LogRecord``, no ``json.dumps``, no
+formatting of the time per request. Lines are buffered and written at the end of the event
+loop's current iteration, together (one ``write`` for a burst of requests), and at exit; the
+configuration is checked once per iteration too (at its first line). Any other configuration
+(handlers added, as tests do) gets ordinary log records.
 """
 
 from __future__ import annotations
@@ -77,14 +78,22 @@ class RequestLines:
         self._handler = handler
         self._root = logging.getLogger()
         self._logger = logging.getLogger(REQUESTS_LOGGER)
-        self._prefixes: dict[tuple[str, str], str] = {}
+        #: (method, route, status) -> the line from the time's end to the duration. Bounded:
+        #: the HTTP parser knows a few dozen methods, routes are templates.
+        self._heads: dict[tuple[str, str, int], str] = {}
         self._second = -1
         self._second_text = ""
+        self._millisecond = -1
+        #: The line's start, up to its time's end, for ``_millisecond``.
+        self._time_text = ""
         self._pending: list[str] = []
         self._flush_scheduled = False
 
     def active(self) -> bool:
-        """Whether lines may bypass ``logging`` (the configuration is still ours)."""
+        """Whether lines may bypass ``logging`` (the configuration is still ours). Checked at
+        the first line of a loop iteration; the others of the iteration follow it."""
+        if self._flush_scheduled:
+            return True
         root, logger = self._root, self._logger
         return (
             len(root.handlers) == 1
@@ -101,29 +110,37 @@ class RequestLines:
         self, method: str, route: str, status: int, duration_ms: float, client: str | None
     ) -> None:
         """One request line, as ``JsonFormatter`` would format the record."""
-        prefix = self._prefixes.get((method, route))
-        if prefix is None:
-            prefix = self._prefixes[(method, route)] = (
+        head = self._heads.get((method, route, status))
+        if head is None:
+            head = self._heads[(method, route, status)] = (
                 f'", "level": "info", "logger": "{REQUESTS_LOGGER}", "message": "request",'
-                f' "method": {json.dumps(method)}, "route": {json.dumps(route)}, "status": '
+                f' "method": {json.dumps(method)}, "route": {json.dumps(route)},'
+                f' "status": {status}, "duration_ms": '
             )
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        milliseconds = int((now - second) * 1000)
-        tail = "}\n" if client is None else f', "client": {json.dumps(client)}}}\n'
-        self._pending.append(
-            f'{{"time": "{self._second_text}.{milliseconds:03d}+00:00{prefix}{status},'
-            f' "duration_ms": {duration_ms!r}{tail}'
-        )
+        millisecond = int(time.time() * 1000)
+        if millisecond != self._millisecond:
+            self._stamp(millisecond)
+        if client is None:
+            self._pending.append(f"{self._time_text}{head}{duration_ms!r}}}\n")
+        else:
+            self._pending.append(
+                f'{self._time_text}{head}{duration_ms!r}, "client": {json.dumps(client)}}}\n'
+            )
         if not self._flush_scheduled:
             self._flush_scheduled = True
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
             except RuntimeError:  # no loop: at once
                 self.flush()
+
+    def _stamp(self, millisecond: int) -> None:
+        """The start of the lines written during ``millisecond`` (since the epoch)."""
+        second, fraction = divmod(millisecond, 1000)
+        if second != self._second:
+            self._second = second
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        self._millisecond = millisecond
+        self._time_text = f'{{"time": "{self._second_text}.{fraction:03d}+00:00'
 
     def flush(self) -> None:
         self._flush_scheduled = False

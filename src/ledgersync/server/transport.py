@@ -558,7 +558,9 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if self.handshake_complete and getattr(self, "response", None) is not None:
             # The handshake's request and response are not needed once it is answered: an
-            # idle subscriber keeps only what it uses.
+            # idle subscriber keeps only what it uses. websockets' parser (a generator) keeps
+            # the request as a local for the socket's whole life: its headers are emptied.
+            self.request.headers.clear()
             self.request = self.response = None  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..errors import TooLarge
@@ -56,9 +57,22 @@ async def delete_document(request: Request) -> Response:
     return no_content()
 
 
-async def notifications(websocket: WebSocket) -> None:
-    name = slug(websocket)
-    if not documents.SLUG.fullmatch(name):
-        await websocket.close(code=1008)  # refused at the handshake (HTTP 403)
-        return
-    await cloudsync(websocket).hub.serve(websocket, name)
+class _Notifications:
+    """The notifications websocket, as a plain ASGI app rather than a function: Starlette
+    runs a function endpoint inside two more coroutines and its exception wrapper (the one
+    the middleware around the router applies already), which every idle subscriber would
+    keep for its whole life."""
+
+    def __init__(self) -> None:
+        self.__name__ = "notifications"  # the route's name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive=receive, send=send)
+        name = slug(websocket)
+        if not documents.SLUG.fullmatch(name):
+            await websocket.close(code=1008)  # refused at the handshake (HTTP 403)
+            return
+        await cloudsync(websocket).hub.serve(websocket, name)
+
+
+notifications = _Notifications()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ...protocol import KeyPair
+from ...protocol import KeyPair, ResolvedStream
 from ..clock import Clock
 from ..config import ServerConfig
 from ..metrics import Metrics
 from ..ratelimit import RateLimiter
 from ..storage import KeyRingStore
+from ..storage.keyring import StreamStateCache
 from ..tokens import TokenService
 from .qr import QrRelay
 from .qr_shared import SharedRooms
@@ -28,6 +29,8 @@ class KeyRing:
     challenge_limiter: RateLimiter
     authenticate_limiter: RateLimiter
     relay: QrRelay
+    #: Streams resolved at their committed state, for appends (exact: see the class).
+    resolved_streams: StreamStateCache[ResolvedStream] = field(default_factory=StreamStateCache)
 
     @classmethod
     def build(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...protocol import format_path, parse_path
+from ...protocol import ResolvedStream, format_path, parse_path
 from ..errors import (
     JWT_EXPIRED_REAUTHENTICATE,
     JWT_NO_PERMISSION,
@@ -28,7 +28,7 @@ from ..errors import (
     no_permission,
     no_such_trustchain,
 )
-from ..storage import AlreadyExists, NoSuchTrustchain, StreamMoved, TrustchainInfo
+from ..storage import AlreadyExists, NoSuchTrustchain, StreamInfo, StreamMoved, TrustchainInfo
 from ..tokens import Permissions, TokenClaims
 from .auth import current_permissions, is_trustchain_id
 from .context import KeyRing
@@ -37,8 +37,9 @@ from .validation import (
     InvalidBlocks,
     Outdated,
     decode_blocks,
-    validate_append,
+    resolve_stored,
     validate_derivation,
+    validate_extension,
     validate_root,
 )
 
@@ -52,19 +53,23 @@ async def get_tree(ring: KeyRing, claims: TokenClaims, trustchain_id: str) -> di
     """``GET /v1/trustchain/{id}``: the root under ``m/`` and, under ``m/<appId>'``, the
     newest stream of each application (hex)."""
     trustchain, _ = await _authorize(ring, claims, trustchain_id)
-    keys = {ROOT_PATH_TEXT: ROOT_PATH_TEXT}
-    newest: dict[int, tuple[int, str]] = {}
+    root = trustchain.stream(ROOT_PATH_TEXT)
+    if root is None:  # deleted while we were reading
+        raise NotFound(no_such_trustchain(trustchain_id))
+    keys = {ROOT_PATH_TEXT: root}
+    newest: dict[int, tuple[int, StreamInfo]] = {}
     for stream in trustchain.streams:
         if stream.application is not None:
             application_id, index = stream.application
             if application_id not in newest or newest[application_id][0] < index:
-                newest[application_id] = (index, stream.path)
-    for application_id, (_, path) in sorted(newest.items()):
-        keys[f"m/{application_id}'"] = path
+                newest[application_id] = (index, stream)
+    for application_id, (_, stream) in sorted(newest.items()):
+        keys[f"m/{application_id}'"] = stream
+    # The streams as the snapshot above saw them (cached while they do not move).
     streams = await ring.store.read_streams(trustchain_id, list(keys.values()))
     if not all(streams.values()):  # deleted while we were reading
         raise NotFound(no_such_trustchain(trustchain_id))
-    return {key: streams[path].hex() for key, path in keys.items()}
+    return {key: streams[stream.path].hex() for key, stream in keys.items()}
 
 
 async def create_trustchain(ring: KeyRing, claims: TokenClaims, body: Any) -> str:
@@ -134,15 +139,21 @@ async def append_commands(
     if stream is None:
         raise NotFound(f"no stream {path} in trustchain {trustchain_id}")
     blocks = decode_blocks("".join(hex_blocks), "blocks", ring.limits)
-    stored = await ring.store.read_blocks(trustchain_id, path)
-    # Blocks below the height we saw are immutable: cut what a concurrent append added since.
-    update = validate_append(trustchain, stream, stored[: stream.height], blocks, ring.limits)
+    # Blocks below the height we saw are immutable: the stream resolved at that state is
+    # cached (exact: StreamStateCache), else its blocks up to that height are read again.
+    current = ring.resolved_streams.get(trustchain_id, stream)
+    if current is None:
+        stored = await ring.store.read_streams(trustchain_id, [stream])
+        current = resolve_stored(trustchain, stream, stored[path])
+    update, resolved = validate_extension(current, stream, blocks, ring.limits)
     try:
         # Closing a stream deletes its Cloud Sync documents in the same transaction, which
         # announces it to their subscribers (storage/changes.py).
         await ring.store.append(trustchain_id, stream, update)
     except StreamMoved as exc:
         raise Outdated(path) from exc
+    appended = StreamInfo(path, stream.application, update.height, update.last_hash, update.closed)
+    ring.resolved_streams.put(trustchain_id, appended, resolved, _resolved_size(resolved))
     ring.metrics.blocks_stored.inc(len(update.blocks))
 
 
@@ -152,6 +163,7 @@ async def delete_trustchain(ring: KeyRing, claims: TokenClaims, trustchain_id: s
     await _authorize(ring, claims, trustchain_id)
     if not await ring.store.delete_trustchain(trustchain_id, int(ring.clock())):
         raise NotFound(no_such_trustchain(trustchain_id))
+    ring.resolved_streams.forget(trustchain_id)
     ring.metrics.trustchains_deleted.inc()
 
 
@@ -161,7 +173,9 @@ async def _authorize(
     """The trustchain, and for a member token the paths of the open streams it is in."""
     if not is_trustchain_id(trustchain_id):
         raise NotFound(no_such_trustchain(trustchain_id[:80]))
-    trustchain = await ring.store.get_trustchain(trustchain_id)
+    # The trustchain and a member's streams in it, in one snapshot (one round trip).
+    member = None if claims.device else claims.subject_key
+    trustchain, streams = await ring.store.trustchain_and_member_streams(trustchain_id, member)
     if trustchain is None:
         raise NotFound(no_such_trustchain(trustchain_id))
     if claims.device:
@@ -170,13 +184,22 @@ async def _authorize(
         return trustchain, None
     if trustchain_id not in claims.permissions:
         raise Unauthorized(no_permission(trustchain_id))
-    streams = await ring.store.streams_with_member(trustchain_id, claims.subject_key)
     paths = member_paths(streams)
     if not paths:
         raise Unauthorized(
             f"{JWT_EXPIRED_REAUTHENTICATE} (no longer a member of trustchain {trustchain_id})"
         )
     return trustchain, paths
+
+
+#: A resolved stream's memory, counted in its blocks' bytes: the decoded blocks, hashes,
+#: members and keys it also holds take a few times their encoded size.
+_RESOLVED_BYTES_PER_BLOCK_BYTE = 4
+
+
+def _resolved_size(resolved: ResolvedStream) -> int:
+    encoded = sum(len(block.encoded) for block in resolved.blocks)
+    return encoded * _RESOLVED_BYTES_PER_BLOCK_BYTE
 
 
 def _canonical_path(value: Any) -> str:

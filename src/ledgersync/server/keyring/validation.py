@@ -23,7 +23,8 @@ Every violation is a 400 naming its rule. Blocks that extend an outdated stream 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from ...protocol import (
     ResolvedStream,
     Seed,
     decode_stream_blocks,
+    extend_stream,
     format_path,
     resolve_stream,
     trustchain_id_from_hash,
@@ -152,14 +154,35 @@ def validate_append(
     limits: Limits,
 ) -> NewBlocks:
     """Blocks appended to ``stream``, whose stored blocks are ``stored``."""
+    update, _ = validate_extension(
+        resolve_stored(trustchain, stream, b"".join(stored)), stream, blocks, limits
+    )
+    return update
+
+
+def resolve_stored(trustchain: TrustchainInfo, stream: StreamInfo, stored: bytes) -> ResolvedStream:
+    """The stored blocks of ``stream`` (concatenated), resolved: what appends extend."""
+    first_parent = None if stream.application is None else seed_hash_of(trustchain.id)
+    with _rules_broken(stream.path):
+        return resolve_stream(stored, first_parent=first_parent)
+
+
+def validate_extension(
+    current: ResolvedStream,
+    stream: StreamInfo,
+    blocks: Sequence[EncodedBlock],
+    limits: Limits,
+) -> tuple[NewBlocks, ResolvedStream]:
+    """Blocks appended to ``stream``, resolved as ``current``: what to store, and the stream
+    resolved with them (resolving only the new blocks: the same result and the same errors
+    as resolving it all again)."""
     if blocks[0].block.parent != stream.last_hash:
         raise Outdated(stream.path)
     _check_openings(blocks, start=None)
     _check_length(stream.height + len(blocks), limits)
-    current = decode_stream_blocks(b"".join(stored))
-    first_parent = None if stream.application is None else seed_hash_of(trustchain.id)
-    resolved = _resolve((*current, *blocks), stream.path, first_parent=first_parent)
-    return _new_blocks(resolved, stream.path, stream.application, blocks)
+    with _rules_broken(stream.path):
+        resolved = extend_stream(current, blocks)
+    return _new_blocks(resolved, stream.path, stream.application, blocks), resolved
 
 
 def _check_openings(blocks: Sequence[EncodedBlock], *, start: int | None) -> None:
@@ -181,8 +204,15 @@ def _check_length(height: int, limits: Limits) -> None:
 def _resolve(
     blocks: Sequence[EncodedBlock], path: str, first_parent: bytes | None
 ) -> ResolvedStream:
-    try:
+    with _rules_broken(path):
         return resolve_stream(blocks, first_parent=first_parent)
+
+
+@contextmanager
+def _rules_broken(path: str) -> Iterator[None]:
+    """A resolution of stream ``path`` failing: a 400 naming the rule broken."""
+    try:
+        yield
     except ResolutionError as exc:
         raise InvalidBlocks(exc.rule, f"stream {path} block {exc.height}: {exc.detail}") from exc
     except ProtocolError as exc:

@@ -15,15 +15,17 @@ its writes are durable before it answers.
   ``0600``; SQLite gives the ``-wal`` and ``-shm`` files the database file's mode.
 * PostgreSQL: an asyncpg pool; each transaction holds one pooled connection.
 
-Hot writes (Cloud Sync documents) are written as a :data:`Plan`: a generator that yields
-its statements (:func:`execute`, :func:`fetchrow`, :func:`change`) and receives their
-results, so that one piece of code runs on both drivers and SQLite can *group commit*
-(:meth:`Database.run_plan`): plans submitted while a commit is in progress wait for it, then
-all run in one transaction, each inside its own savepoint (a plan that raises is rolled back
-alone, the others commit), with one ``COMMIT`` and one fsync for them all. Each caller is
-answered once that ``COMMIT`` returned: durable as before, a few fsyncs instead of one per
-write. PostgreSQL runs each plan in its own transaction (it commits concurrent transactions
-in parallel already).
+Hot writes (Cloud Sync documents, Key Ring challenges and blocks) are written as a
+:data:`Plan`: a generator that yields its statements (:func:`execute`, :func:`fetchrow`,
+:func:`change`) and receives their results, so that one piece of code runs on both
+drivers and SQLite can *group commit* (:meth:`Database.run_plan`): plans submitted while a
+commit is in progress wait for it, then all run in one transaction, each inside its own
+savepoint (a plan that raises is rolled back alone, the others commit), with one ``COMMIT``
+and one fsync for them all. Each caller is answered once that ``COMMIT`` returned: durable
+as before, a few fsyncs instead of one per write.
+PostgreSQL groups them the same way, in one transaction but without savepoints (each
+costs two more round trips there): if a plan raises, the batch is rolled back before its
+``COMMIT`` and each of its plans runs again alone, in a transaction of its own.
 
 Changes of documents are announced through the database's :attr:`Database.feed`
 (:mod:`.changes`): a :func:`change` statement carries its message, sent inside the
@@ -70,6 +72,8 @@ T = TypeVar("T")
 Step = tuple[str, str, tuple[Any, ...], str | None]
 #: A write transaction as a generator of :data:`Step`\ s, receiving each one's result.
 Plan = Generator[Step, Any, T]
+#: A read-only statement and its arguments (:meth:`Database.read_snapshot`).
+Query = tuple[str, tuple[Any, ...]]
 
 
 def execute(sql: str, *args: Any) -> Step:
@@ -137,6 +141,13 @@ class Database(Protocol):
         """One read-only statement outside any transaction block: it sees committed data only
         and waits for no writer (SQLite: a separate reader connection, WAL; PostgreSQL: one
         pooled round trip). For hot single-row reads."""
+        ...
+
+    async def read_snapshot(self, queries: Sequence[Query]) -> list[list[Row]]:
+        """Each read-only ``(sql, args)`` query's rows, all from one consistent snapshot of
+        committed data, outside any write transaction: it waits for no writer (SQLite: the
+        reader connection, WAL, one thread hop for them all; PostgreSQL: one pooled
+        connection, a read-only repeatable-read transaction if there are several)."""
         ...
 
     async def close(self) -> None: ...
@@ -363,7 +374,77 @@ class _OtherProcesses:
             self._file = -1
 
 
-class SQLiteDatabase:
+class _GroupCommit:
+    """:meth:`Database.run_plan` by group commit: plans submitted while a batch is being
+    committed wait for it, then go together in the next one (:meth:`_commit_batch`, per
+    driver). Each caller is answered after its batch committed, the batch's changes handed to
+    the feed in commit order first (and, on PostgreSQL, their notifications back).
+
+    Up to :attr:`max_committers` batches are committed at once: one on SQLite (one writer);
+    a few on PostgreSQL, whose round trips are run one after the other within a batch, while
+    the database runs several transactions in parallel."""
+
+    feed: ChangeFeed
+    max_committers: ClassVar[int] = 1
+    #: Plans waiting for the next commit (None: none waits).
+    _next_batch: _Batch | None = None
+    _committers = 0
+    #: Transactions committed: how well writes are grouped.
+    commits = 0
+
+    async def run_plan(self, plan: Callable[[], Plan[T]]) -> T:
+        batch = self._next_batch
+        if batch is None:
+            batch = self._next_batch = _Batch()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        batch.plans.append(plan)
+        batch.futures.append(future)
+        if len(batch.plans) == 1 and self._committers < self.max_committers:
+            self._committers += 1  # takes the batch when it starts, with what joined it
+            asyncio.get_running_loop().create_task(self._commit_batches())
+        return await future
+
+    async def _commit_batch(
+        self, plans: list[Callable[[], Plan[Any]]]
+    ) -> tuple[list[_Outcome], list[tuple[str, str]]]:
+        """Commit ``plans`` (a plan that raises is not committed, the others are): each
+        one's outcome, and the notifications sent to wait for (PostgreSQL)."""
+        raise NotImplementedError
+
+    async def _commit_batches(self) -> None:
+        """Commit the waiting plans, batch after batch, until none waits."""
+        try:
+            while self._next_batch is not None:
+                batch, self._next_batch = self._next_batch, None
+                try:
+                    outcomes, sent = await self._commit_batch(batch.plans)
+                    for _, _, notices in outcomes:
+                        _deliver(self.feed, notices)  # in commit order, whoever still waits
+                    if sent:  # answered once this process's cache has them (see .changes)
+                        await self.feed.received(sent)
+                except BaseException as exc:  # nothing of the batch committed
+                    for future in batch.futures:
+                        if future.done():
+                            continue
+                        if isinstance(exc, Exception):
+                            future.set_exception(exc)
+                        else:  # the server is stopping
+                            future.cancel()
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for future, (succeeded, value, _) in zip(batch.futures, outcomes, strict=True):
+                    if future.done():  # its caller was cancelled meanwhile
+                        continue
+                    if succeeded:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self._committers -= 1
+
+
+class SQLiteDatabase(_GroupCommit):
     dialect: ClassVar[str] = "sqlite"
     types: ClassVar[dict[str, str]] = {"blob": "BLOB"}
 
@@ -382,11 +463,6 @@ class SQLiteDatabase:
         self._reader_executor = reader_executor
         self._others = others
         self.feed: ChangeFeed = NoFeed()
-        #: Plans waiting for the commit after the one in progress (None: none in progress).
-        self._next_batch: _Batch | None = None
-        self._committing = False
-        #: Transactions committed (each one fsync): how well writes are grouped.
-        self.commits = 0
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteDatabase:
@@ -429,6 +505,25 @@ class SQLiteDatabase:
 
         return await asyncio.get_running_loop().run_in_executor(self._reader_executor, run)
 
+    async def read_snapshot(self, queries: Sequence[Query]) -> list[list[Row]]:
+        assert self._reader is not None and self._reader_executor is not None
+        reader = self._reader
+
+        def run() -> list[list[Row]]:
+            if len(queries) == 1:  # one statement is a snapshot of its own
+                sql, args = queries[0]
+                return [reader.execute(_sqlite_sql(sql), _sqlite_args(args)).fetchall()]
+            reader.execute("BEGIN")  # deferred: the first SELECT fixes the WAL snapshot
+            try:
+                return [
+                    reader.execute(_sqlite_sql(sql), _sqlite_args(args)).fetchall()
+                    for sql, args in queries
+                ]
+            finally:
+                reader.execute("COMMIT")
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader_executor, run)
+
     async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(
             self._executor, job, self._connection
@@ -448,52 +543,13 @@ class SQLiteDatabase:
             self.commits += 1
             _deliver(self.feed, connection.notices)
 
-    async def run_plan(self, plan: Callable[[], Plan[T]]) -> T:
-        batch = self._next_batch
-        if batch is None:
-            batch = self._next_batch = _Batch()
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        batch.plans.append(plan)
-        batch.futures.append(future)
-        if not self._committing:
-            self._committing = True
-            asyncio.get_running_loop().create_task(self._commit_batches())
-        return await future
-
-    async def _commit_batches(self) -> None:
-        """Commit the waiting plans, batch after batch, until none waits."""
-        try:
-            while self._next_batch is not None:
-                batch, self._next_batch = self._next_batch, None
-                try:
-                    async with self._lock:
-                        outcomes = await self.run(
-                            functools.partial(_commit_batch, plans=batch.plans)
-                        )
-                except BaseException as exc:  # nothing of the batch committed
-                    for future in batch.futures:
-                        if future.done():
-                            continue
-                        if isinstance(exc, Exception):
-                            future.set_exception(exc)
-                        else:  # the server is stopping
-                            future.cancel()
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                self.commits += 1
-                for future, (succeeded, value, notices) in zip(
-                    batch.futures, outcomes, strict=True
-                ):
-                    _deliver(self.feed, notices)  # in commit order, whoever still waits
-                    if future.done():  # its caller was cancelled meanwhile
-                        continue
-                    if succeeded:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
-        finally:
-            self._committing = False
+    async def _commit_batch(
+        self, plans: list[Callable[[], Plan[Any]]]
+    ) -> tuple[list[_Outcome], list[tuple[str, str]]]:
+        async with self._lock:
+            outcomes = await self.run(functools.partial(_commit_batch, plans=plans))
+        self.commits += 1
+        return outcomes, []
 
     async def close(self) -> None:
         async with self._lock:
@@ -571,8 +627,13 @@ class _PostgresConnection:
         return row
 
 
-class PostgresDatabase:
+class _BatchFailed(Exception):
+    """A plan of a group commit raised: the batch was rolled back, before its ``COMMIT``."""
+
+
+class PostgresDatabase(_GroupCommit):
     dialect: ClassVar[str] = "postgresql"
+    max_committers: ClassVar[int] = 4
     types: ClassVar[dict[str, str]] = {"blob": "BYTEA"}
 
     def __init__(self, pool: Any) -> None:
@@ -601,10 +662,54 @@ class PostgresDatabase:
         if connection.sent:  # answered once this process's cache has it (see .changes)
             await self.feed.received(connection.sent)
 
-    async def run_plan(self, plan: Callable[[], Plan[T]]) -> T:
-        async with self._transaction() as connection:
-            result = await connection.run(plan())
-        return result
+    async def _commit_batch(
+        self, plans: list[Callable[[], Plan[Any]]]
+    ) -> tuple[list[_Outcome], list[tuple[str, str]]]:
+        # No savepoint per plan (two more round trips each, here over a socket): the plans
+        # run one after the other in one transaction; if one raises, the whole batch is
+        # rolled back before its COMMIT and each plan runs again alone (as without grouping),
+        # so a failing plan is still the only one to fail.
+        if len(plans) > 1:
+            try:
+                return await self._commit_together(plans)
+            except _BatchFailed:
+                pass
+        outcomes: list[_Outcome] = []
+        for make_plan in plans:
+            try:
+                async with self._transaction() as connection:  # delivers its changes
+                    value = await connection.run(make_plan())
+            except Exception as exc:
+                outcomes.append((False, exc, []))
+            else:
+                outcomes.append((True, value, []))
+            self.commits += 1
+        return outcomes, []
+
+    async def _commit_together(
+        self, plans: list[Callable[[], Plan[Any]]]
+    ) -> tuple[list[_Outcome], list[tuple[str, str]]]:
+        """All ``plans`` in one transaction; :class:`_BatchFailed` if one raised (nothing
+        committed). An error of the ``COMMIT`` itself propagates (the batch may or may not
+        have committed: it is not run again)."""
+        outcomes: list[_Outcome] = []
+        async with self._pool.acquire() as raw:
+            transaction = raw.transaction()
+            await transaction.start()
+            connection = _PostgresConnection(raw, self.feed)
+            try:
+                for make_plan in plans:
+                    first = len(connection.notices)
+                    value = await connection.run(make_plan())
+                    outcomes.append((True, value, connection.notices[first:]))
+            except BaseException as exc:
+                await transaction.rollback()
+                if isinstance(exc, Exception):
+                    raise _BatchFailed from exc
+                raise
+            await transaction.commit()
+        self.commits += 1
+        return outcomes, connection.sent
 
     def sole_process(self) -> bool:
         return False
@@ -612,6 +717,16 @@ class PostgresDatabase:
     async def read_row(self, sql: str, *args: Any) -> Row | None:
         row: Row | None = await self._pool.fetchrow(sql, *args)
         return row
+
+    async def read_snapshot(self, queries: Sequence[Query]) -> list[list[Row]]:
+        if len(queries) == 1:  # one statement is a snapshot of its own: one round trip
+            sql, args = queries[0]
+            return [list(await self._pool.fetch(sql, *args))]
+        async with (
+            self._pool.acquire() as raw,
+            raw.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            return [list(await raw.fetch(sql, *args)) for sql, args in queries]
 
     async def close(self) -> None:
         await self._pool.close()

@@ -14,15 +14,20 @@ of it is written. Creating a stream that exists or a trustchain that exists (or 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from .changes import document_version, trustchain_removed
-from .database import Connection, Database, Row
+from .database import Database, Plan, Query, Row, change, execute, fetchrow
 
 #: Expired challenges are purged this long after they expire (until then a late answer is
 #: told "expired" rather than "unknown").
 CHALLENGE_GRACE_SECONDS = 3600
+#: Expired challenges are swept by the first challenge issued at least this long after the
+#: previous sweep (per process; ``challenges.expires_at`` is indexed).
+CHALLENGE_SWEEP_INTERVAL_SECONDS = 1
 
 
 class StoreConflict(Exception):
@@ -89,6 +94,60 @@ class NewBlocks:
 
 _STREAM_COLUMNS = "path, application_id, application_index, height, last_hash, closed"
 
+V = TypeVar("V")
+
+#: Bytes of committed blocks a process keeps in each :class:`StreamStateCache`.
+STREAM_CACHE_BYTES = 32 << 20
+
+
+class StreamStateCache(Generic[V]):
+    """What is derived from a stream's committed blocks, by (trustchain id, path), valid only
+    for the exact state (height, last block hash) it was derived at.
+
+    Exact without any invalidation message, even with other processes writing: blocks below
+    a stream's height never change, and the last block's hash names them all (each block
+    holds, under its signature, its parent's hash). An append or a close moves the stream
+    to another state, so the entry stops matching (it is replaced by the next :meth:`put`);
+    a deleted trustchain is not found before its streams are looked up here (its id never
+    returns), and its entries are dropped (:meth:`forget`). Least recently used entries go
+    first once their sizes add up to more than ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = STREAM_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[str, str], tuple[int, bytes, V, int]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, trustchain_id: str, stream: StreamInfo) -> V | None:
+        key = (trustchain_id, stream.path)
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != stream.height or entry[1] != stream.last_hash:
+            return None
+        self._entries.move_to_end(key)
+        return entry[2]
+
+    def put(self, trustchain_id: str, stream: StreamInfo, value: V, size: int) -> None:
+        if size > self.max_bytes:
+            return
+        key = (trustchain_id, stream.path)
+        self._drop(key)
+        self._entries[key] = (stream.height, stream.last_hash, value, size)
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def forget(self, trustchain_id: str) -> None:
+        """Drop a deleted trustchain's entries (memory only: they could never match again)."""
+        for key in [key for key in self._entries if key[0] == trustchain_id]:
+            self._drop(key)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry[3]
+
 
 def _stream(row: Row) -> StreamInfo:
     path, application_id, application_index, height, last_hash, closed = row
@@ -97,93 +156,133 @@ def _stream(row: Row) -> StreamInfo:
 
 
 class KeyRingStore:
+    """Reads run on :meth:`Database.read_snapshot` (committed data, one snapshot per call,
+    never queued behind writers); hot writes (challenges, appends) are :data:`Plan`\\ s, group
+    committed on SQLite (:meth:`Database.run_plan`); rare ones are plain transactions."""
+
     def __init__(self, database: Database) -> None:
         self.database = database
+        #: Streams' committed blocks, concatenated, by exact state (:meth:`read_streams`).
+        self.stream_bytes: StreamStateCache[bytes] = StreamStateCache()
+        #: The clock second of the last sweep of expired challenges (None: none yet).
+        self._last_sweep_at: int | None = None
 
     # --- challenges ------------------------------------------------------------------------
 
     async def add_challenge(self, data: bytes, expires_at: int, now: int) -> None:
-        async with self.database.transaction() as connection:
-            await connection.execute(
-                "DELETE FROM challenges WHERE expires_at < $1", now - CHALLENGE_GRACE_SECONDS
-            )
-            await connection.execute(
+        # Sweeping on every issue made each challenge a range delete; at most once per
+        # second keeps the table as small while costing one indexed delete a second.
+        last = self._last_sweep_at
+        sweep = last is None or not last <= now < last + CHALLENGE_SWEEP_INTERVAL_SECONDS
+        if sweep:  # (a clock set back also sweeps at once)
+            self._last_sweep_at = now
+
+        def plan() -> Plan[None]:
+            if sweep:
+                yield execute(
+                    "DELETE FROM challenges WHERE expires_at < $1", now - CHALLENGE_GRACE_SECONDS
+                )
+            yield execute(
                 "INSERT INTO challenges (data, expires_at) VALUES ($1, $2)", data, expires_at
             )
 
+        await self.database.run_plan(plan)
+
     async def take_challenge(self, data: bytes) -> int | None:
-        """Remove a challenge and return its expiry; None if unknown or already taken."""
-        async with self.database.transaction() as connection:
-            row = await connection.fetchrow(
+        """Remove a challenge and return its expiry; None if unknown or already taken.
+
+        Single use holds under concurrency: the ``DELETE`` returns the row to one taker only
+        (two takers in one group commit run one after the other, each in its savepoint)."""
+
+        def plan() -> Plan[Row | None]:
+            row: Row | None = yield fetchrow(
                 "DELETE FROM challenges WHERE data = $1 RETURNING expires_at", data
             )
+            return row
+
+        row = await self.database.run_plan(plan)
         return None if row is None else int(row[0])
 
     # --- reading ---------------------------------------------------------------------------
 
     async def get_trustchain(self, trustchain_id: str) -> TrustchainInfo | None:
-        async with self.database.transaction() as connection:
-            row = await connection.fetchrow(
-                "SELECT root_issuer FROM trustchains WHERE id = $1", trustchain_id
-            )
-            if row is None:
-                return None
-            streams = await connection.fetch(
+        trustchain, _ = await self.trustchain_and_member_streams(trustchain_id, None)
+        return trustchain
+
+    async def trustchain_and_member_streams(
+        self, trustchain_id: str, member: bytes | None
+    ) -> tuple[TrustchainInfo | None, list[StreamInfo]]:
+        """The trustchain (None if there is none) and, if ``member`` is given, the streams
+        counting it among their members (:meth:`streams_with_member`), in one snapshot."""
+        queries: list[Query] = [
+            ("SELECT root_issuer FROM trustchains WHERE id = $1", (trustchain_id,)),
+            (
                 f"SELECT {_STREAM_COLUMNS} FROM streams WHERE trustchain_id = $1 ORDER BY path",
-                trustchain_id,
-            )
-        return TrustchainInfo(trustchain_id, bytes(row[0]), tuple(map(_stream, streams)))
+                (trustchain_id,),
+            ),
+        ]
+        if member is not None:
+            queries.append(_member_streams_query(trustchain_id, member))
+        results = await self.database.read_snapshot(queries)
+        if not results[0]:
+            return None, []
+        trustchain = TrustchainInfo(
+            trustchain_id, bytes(results[0][0][0]), tuple(map(_stream, results[1]))
+        )
+        member_streams = [_stream(row) for row in results[2]] if member is not None else []
+        return trustchain, member_streams
 
     async def was_deleted(self, trustchain_id: str) -> bool:
-        async with self.database.transaction() as connection:
-            row = await connection.fetchrow(
-                "SELECT 1 FROM deleted_trustchains WHERE id = $1", trustchain_id
-            )
-        return row is not None
+        [rows] = await self.database.read_snapshot(
+            [("SELECT 1 FROM deleted_trustchains WHERE id = $1", (trustchain_id,))]
+        )
+        return bool(rows)
 
     async def read_blocks(self, trustchain_id: str, path: str) -> list[bytes]:
-        async with self.database.transaction() as connection:
-            rows = await connection.fetch(
-                "SELECT data FROM blocks WHERE trustchain_id = $1 AND path = $2 ORDER BY height",
-                trustchain_id,
-                path,
-            )
+        [rows] = await self.database.read_snapshot([_blocks_query(trustchain_id, path)])
         return [bytes(row[0]) for row in rows]
 
-    async def read_streams(self, trustchain_id: str, paths: Sequence[str]) -> dict[str, bytes]:
-        """Each stream's blocks concatenated, for the given paths, in one snapshot."""
-        streams: dict[str, bytes] = {}
-        async with self.database.transaction() as connection:
-            for path in paths:
-                rows = await connection.fetch(
-                    "SELECT data FROM blocks WHERE trustchain_id = $1 AND path = $2"
-                    " ORDER BY height",
-                    trustchain_id,
-                    path,
-                )
-                streams[path] = b"".join(bytes(row[0]) for row in rows)
-        return streams
+    async def read_streams(
+        self, trustchain_id: str, streams: Sequence[StreamInfo]
+    ) -> dict[str, bytes]:
+        """Each stream's blocks below its given height, concatenated, by path: exactly the
+        state each :class:`StreamInfo` describes (cached, :class:`StreamStateCache`), those
+        not cached read in one snapshot. A stream with fewer blocks stored than its height
+        (its trustchain deleted meanwhile) gets what is left, not cached."""
+        found: dict[str, bytes] = {}
+        missing: list[StreamInfo] = []
+        for stream in streams:
+            cached = self.stream_bytes.get(trustchain_id, stream)
+            if cached is None:
+                missing.append(stream)
+            else:
+                found[stream.path] = cached
+        if missing:
+            results = await self.database.read_snapshot(
+                [_blocks_query(trustchain_id, stream.path, stream.height) for stream in missing]
+            )
+            for stream, rows in zip(missing, results, strict=True):
+                data = b"".join(bytes(row[0]) for row in rows)
+                if len(rows) == stream.height:
+                    self.stream_bytes.put(trustchain_id, stream, data, len(data))
+                found[stream.path] = data
+        return {stream.path: found[stream.path] for stream in streams}
 
     async def trustchains_of(self, root_issuer: bytes) -> list[str]:
         """The live trustchains whose root Seed was issued by this key."""
-        async with self.database.transaction() as connection:
-            rows = await connection.fetch(
-                "SELECT id FROM trustchains WHERE root_issuer = $1 ORDER BY created_at, id",
-                root_issuer,
-            )
+        [rows] = await self.database.read_snapshot(
+            [
+                (
+                    "SELECT id FROM trustchains WHERE root_issuer = $1 ORDER BY created_at, id",
+                    (root_issuer,),
+                )
+            ]
+        )
         return [str(row[0]) for row in rows]
 
     async def streams_with_member(self, trustchain_id: str, member: bytes) -> list[StreamInfo]:
         """The streams of a trustchain that count ``member`` among their members."""
-        columns = ", ".join(f"s.{column.strip()}" for column in _STREAM_COLUMNS.split(","))
-        async with self.database.transaction() as connection:
-            rows = await connection.fetch(
-                f"SELECT {columns} FROM stream_members m JOIN streams s"
-                " ON s.trustchain_id = m.trustchain_id AND s.path = m.path"
-                " WHERE m.trustchain_id = $1 AND m.member = $2 ORDER BY s.path",
-                trustchain_id,
-                member,
-            )
+        [rows] = await self.database.read_snapshot([_member_streams_query(trustchain_id, member)])
         return [_stream(row) for row in rows]
 
     # --- writing ---------------------------------------------------------------------------
@@ -191,12 +290,10 @@ class KeyRingStore:
     async def create_trustchain(
         self, trustchain_id: str, root_issuer: bytes, root: NewBlocks, now: int
     ) -> None:
-        async with self.database.transaction() as connection:
-            if await connection.fetchrow(
-                "SELECT 1 FROM deleted_trustchains WHERE id = $1", trustchain_id
-            ):
+        def plan() -> Plan[None]:
+            if (yield fetchrow("SELECT 1 FROM deleted_trustchains WHERE id = $1", trustchain_id)):
                 raise AlreadyExists(f"trustchain {trustchain_id} was deleted and cannot return")
-            created = await connection.execute(
+            created = yield execute(
                 "INSERT INTO trustchains (id, root_issuer, created_at) VALUES ($1, $2, $3)"
                 " ON CONFLICT DO NOTHING",
                 trustchain_id,
@@ -205,17 +302,23 @@ class KeyRingStore:
             )
             if not created:
                 raise AlreadyExists(f"trustchain {trustchain_id} already exists")
-            await _insert_stream(connection, trustchain_id, root)
+            yield from _stream_plan(trustchain_id, root)
+
+        await self.database.run_plan(plan)
 
     async def add_stream(self, trustchain_id: str, stream: NewBlocks) -> None:
-        async with self.database.transaction() as connection:
+        def plan() -> Plan[None]:
             # A no-op update rather than a SELECT: it also locks the row (PostgreSQL), so that
             # a concurrent deletion waits for this transaction instead of breaking it.
-            if not await connection.execute(
-                "UPDATE trustchains SET created_at = created_at WHERE id = $1", trustchain_id
+            if not (
+                yield execute(
+                    "UPDATE trustchains SET created_at = created_at WHERE id = $1", trustchain_id
+                )
             ):
                 raise NoSuchTrustchain(trustchain_id)
-            await _insert_stream(connection, trustchain_id, stream)
+            yield from _stream_plan(trustchain_id, stream)
+
+        await self.database.run_plan(plan)
 
     async def append(
         self, trustchain_id: str, expected: StreamInfo, update: NewBlocks
@@ -226,8 +329,9 @@ class KeyRingStore:
         same transaction: a closed stream's path never holds a document
         (:mod:`~ledgersync.server.storage.cloudsync`), each announced as version 0
         (:mod:`.changes`). Returns the slugs of those deleted."""
-        async with self.database.transaction() as connection:
-            moved = await connection.execute(
+
+        def plan() -> Plan[list[str]]:
+            moved = yield execute(
                 "UPDATE streams SET height = $1, last_hash = $2, closed = $3"
                 " WHERE trustchain_id = $4 AND path = $5 AND height = $6 AND last_hash = $7",
                 update.height,
@@ -240,18 +344,12 @@ class KeyRingStore:
             )
             if moved != 1:
                 raise StreamMoved(update.path)
-            await _insert_blocks(connection, trustchain_id, update)
+            yield from _blocks_plan(trustchain_id, update)
             if not update.closed or expected.closed:
                 return []
-            rows = await connection.fetch(
-                "DELETE FROM documents WHERE trustchain_id = $1 AND path = $2 RETURNING slug",
-                trustchain_id,
-                update.path,
-            )
-            slugs = sorted(str(row[0]) for row in rows)
-            for slug in slugs:  # deleted with their closed stream: version 0, as a DELETE
-                await connection.notice(document_version(slug, trustchain_id, update.path, 0))
-        return slugs
+            return (yield from _delete_documents_plan(trustchain_id, update.path))
+
+        return await self.database.run_plan(plan)
 
     async def delete_trustchain(self, trustchain_id: str, now: int) -> bool:
         """Delete a trustchain and everything in it (announced, :mod:`.changes`); its id can
@@ -272,12 +370,38 @@ class KeyRingStore:
                     now,
                 )
                 await connection.notice(trustchain_removed(trustchain_id))
+        if deleted:
+            self.stream_bytes.forget(trustchain_id)
         return deleted > 0
 
 
-async def _insert_stream(connection: Connection, trustchain_id: str, stream: NewBlocks) -> None:
+def _blocks_query(trustchain_id: str, path: str, below: int | None = None) -> Query:
+    """A stream's blocks in order: all of them, or those below height ``below``."""
+    if below is None:
+        return (
+            "SELECT data FROM blocks WHERE trustchain_id = $1 AND path = $2 ORDER BY height",
+            (trustchain_id, path),
+        )
+    return (
+        "SELECT data FROM blocks WHERE trustchain_id = $1 AND path = $2 AND height < $3"
+        " ORDER BY height",
+        (trustchain_id, path, below),
+    )
+
+
+def _member_streams_query(trustchain_id: str, member: bytes) -> Query:
+    columns = ", ".join(f"s.{column.strip()}" for column in _STREAM_COLUMNS.split(","))
+    return (
+        f"SELECT {columns} FROM stream_members m JOIN streams s"
+        " ON s.trustchain_id = m.trustchain_id AND s.path = m.path"
+        " WHERE m.trustchain_id = $1 AND m.member = $2 ORDER BY s.path",
+        (trustchain_id, member),
+    )
+
+
+def _stream_plan(trustchain_id: str, stream: NewBlocks) -> Plan[None]:
     application_id, application_index = stream.application or (None, None)
-    inserted = await connection.execute(
+    inserted = yield execute(
         "INSERT INTO streams (trustchain_id, path, application_id, application_index, height,"
         " last_hash, closed) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         trustchain_id,
@@ -290,13 +414,38 @@ async def _insert_stream(connection: Connection, trustchain_id: str, stream: New
     )
     if not inserted:
         raise AlreadyExists(f"stream {stream.path} already exists")
-    await _insert_blocks(connection, trustchain_id, stream)
+    yield from _blocks_plan(trustchain_id, stream)
 
 
-async def _insert_blocks(connection: Connection, trustchain_id: str, update: NewBlocks) -> None:
+def _delete_documents_plan(trustchain_id: str, path: str) -> Plan[list[str]]:
+    """Delete the Cloud Sync documents at ``path``, each announced as version 0 (as a
+    DELETE); their slugs, in order. One slug at a time: a plan's statement returns one row."""
+    slugs: list[str] = []
+    while True:
+        row = yield fetchrow(
+            "SELECT slug FROM documents WHERE trustchain_id = $1 AND path = $2 AND slug > $3"
+            " ORDER BY slug LIMIT 1",
+            trustchain_id,
+            path,
+            slugs[-1] if slugs else "",
+        )
+        if row is None:
+            return slugs
+        slug = str(row[0])
+        yield change(
+            document_version(slug, trustchain_id, path, 0),
+            "DELETE FROM documents WHERE slug = $1 AND trustchain_id = $2 AND path = $3",
+            slug,
+            trustchain_id,
+            path,
+        )
+        slugs.append(slug)
+
+
+def _blocks_plan(trustchain_id: str, update: NewBlocks) -> Plan[None]:
     first = update.height - len(update.blocks)
     for offset, data in enumerate(update.blocks):
-        await connection.execute(
+        yield execute(
             "INSERT INTO blocks (trustchain_id, path, height, data) VALUES ($1, $2, $3, $4)",
             trustchain_id,
             update.path,
@@ -304,7 +453,7 @@ async def _insert_blocks(connection: Connection, trustchain_id: str, update: New
             data,
         )
     for member in update.members:
-        await connection.execute(
+        yield execute(
             "INSERT INTO stream_members (trustchain_id, path, member) VALUES ($1, $2, $3)"
             " ON CONFLICT DO NOTHING",
             trustchain_id,

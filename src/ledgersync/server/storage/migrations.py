@@ -109,6 +109,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        4,
+        "key ring: index challenges by expiry (the sweep of expired challenges)",
+        ("CREATE INDEX challenges_expires_at ON challenges (expires_at)",),
+    ),
 )
 
 
