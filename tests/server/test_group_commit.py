@@ -1,7 +1,8 @@
 """Writes of Cloud Sync documents as plans (``storage/database.py``): on SQLite, concurrent
 writes are committed together (one transaction, one fsync), each in its savepoint, each
 answered once that commit returned; a write that fails its own rule fails alone. The same
-plans run on PostgreSQL, one transaction each. Real databases, no server."""
+plans run on PostgreSQL, grouped too (several batches at once; see
+test_postgres_group_commit.py). Real databases, no server."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def test_concurrent_writes_commit_together_and_fail_alone(database_url: str) -> 
                 # one transaction; announced once committed, in commit order
                 assert database.commits - before == 3
                 assert feed.committed_messages[1:] == accepted
-            else:  # one transaction each, committed in parallel
+            else:  # grouped batches committed in parallel: commit order varies
                 assert sorted(feed.committed_messages[1:]) == sorted(accepted)
         finally:
             await storage.close()
