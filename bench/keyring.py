@@ -256,7 +256,7 @@ def backend_figures(databases: Iterator[str | None], args: argparse.Namespace) -
             (
                 "PUT commands (AddMember)",
                 appends,
-                "a token, a snapshot read, the new blocks checked, a durable append (group-committed)",
+                "a token, a snapshot read, new blocks checked, a group-committed append",
             ),
         ]
         figures = [
