@@ -15,7 +15,7 @@ import pytest
 
 from ledgersync.device.software import SoftwareDevice
 from ledgersync.protocol import userdata
-from ledgersync.sdk import HTTPOptions
+from ledgersync.sdk import HTTPOptions, TrustchainSDK
 from ledgersync.wallet import (
     InstancePurged,
     InstanceStore,
@@ -67,6 +67,31 @@ async def test_rotation_by_another_instance(wallets: WalletFactory, device: Soft
     assert not purged.active and purged.local == {} and purged.credentials is None
     with pytest.raises(NotActivated, match="no longer a member"):
         await tablet.sync()
+
+
+async def test_a_rotation_seen_before_the_data_is_re_uploaded_loses_nothing(
+    wallets: WalletFactory, device: SoftwareDevice
+) -> None:
+    """The remover closes the old stream (its document goes with it) and only then uploads
+    the data under the new key: an instance syncing in between finds nothing on either
+    path. It must keep its data and push it, not take the gap for an emptied document."""
+    laptop, phone, _ = await three(wallets, device)
+    await phone.sync()
+    before = phone.record().local
+    assert before["accountNames"] == {ETH: "Main"}
+    record = laptop.record()
+    assert record.trustchain is not None and record.credentials is not None
+    # The rotation alone, without the upload that follows it (the remover is slow or died).
+    async with TrustchainSDK(record.server, name=record.member_name) as sdk:
+        listed = await sdk.get_members(record.trustchain, record.credentials)
+        tablet = next(member for member in listed if member.name == "tablet")
+        await sdk.remove_member(device, record.trustchain, record.credentials, tablet)
+
+    report = await phone.sync()
+    assert report.rotated and report.pushed, report
+    assert phone.record().local == before
+    await laptop.sync()  # the laptop restores the rotated trustchain and receives it all
+    assert laptop.record().local == before
 
 
 async def test_deletion_by_another_instance_purges(

@@ -312,7 +312,11 @@ class Wallet:
                 rotated, trustchain, self._version, self._remote = True, restored, 0, None
                 status = await self._pull(locked, trustchain, credentials)
         remote = record.base if status is Status.UP_TO_DATE else self._remote
-        result = merge(record.base, record.local, remote)
+        # Right after a rotation the new path may hold nothing yet (the remover uploads the
+        # re-encrypted data after closing the old stream): nothing there is not an emptied
+        # document, so merge without a base (every local entry stays) and push it first.
+        base = None if rotated and status is Status.NO_DATA else record.base
+        result = merge(base, record.local, remote)
         conflicts = list(result.conflicts)
         document = result.document
         pushed = False
