@@ -169,8 +169,9 @@ class StreamWriter:
     def url(self) -> str:
         return f"/v1/trustchain/{self.world.trustchain_id}/commands"
 
-    async def server_blocks(self, client: httpx2.AsyncClient) -> list[bytes]:
-        tree = (
+    async def tree(self, client: httpx2.AsyncClient) -> dict[str, str]:
+        """The trustchain as the server returns it (path -> stream hex)."""
+        answer: dict[str, str] = (
             await answered(
                 client,
                 "GET",
@@ -178,6 +179,10 @@ class StreamWriter:
                 headers=bearer(self.world.device.token),
             )
         ).json()
+        return answer
+
+    async def server_blocks(self, client: httpx2.AsyncClient) -> list[bytes]:
+        tree = await self.tree(client)
         stream = decode_stream_blocks(bytes.fromhex(tree["m/16'"]))
         return [block.encoded for block in stream[1:]]  # after the Derive block
 
@@ -216,14 +221,7 @@ class StreamWriter:
         assert [position[block] for block in self.acknowledged] == sorted(
             position[block] for block in self.acknowledged
         )
-        tree = (
-            await answered(
-                client,
-                "GET",
-                f"/v1/trustchain/{self.world.trustchain_id}",
-                headers=bearer(self.world.device.token),
-            )
-        ).json()
+        tree = await self.tree(client)
         resolved = resolve_tree(bytes.fromhex(stream) for stream in tree.values())
         derived = self.world.trustchain.streams[self.world.path][0].encode()
         stream = resolved.derived[parse_path(self.world.path)]

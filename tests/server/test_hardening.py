@@ -400,6 +400,16 @@ def leaks(lines: list[str], *secrets: str) -> list[str]:
     return [line for line in lines if any(secret in line for secret in secrets)]
 
 
+async def relay_one_frame(ws_url: str, room: str, source: tuple[str, int]) -> None:
+    """A QR host and peer in ``room``, both from ``source``: the peer's frame reaches the host."""
+    async with (
+        websockets.connect(f"{ws_url}/v1/qr?host={room}", local_addr=source) as host,
+        websockets.connect(f"{ws_url}/v1/qr?host={room}", local_addr=source) as peer,
+    ):
+        await peer.send("hello")
+        assert await host.recv() == "hello"
+
+
 @SQLITE_ONLY
 async def test_websocket_logs_carry_no_address_room_key_or_token(
     server: RunningServer, logs: LogRecords
@@ -408,12 +418,7 @@ async def test_websocket_logs_carry_no_address_room_key_or_token(
     assert member.post(1, b64("x")).json() == {"status": "updated"}
     room = room_key()
     source = ("127.0.0.3", 0)
-    async with (
-        websockets.connect(f"{server.ws_url}/v1/qr?host={room}", local_addr=source) as host,
-        websockets.connect(f"{server.ws_url}/v1/qr?host={room}", local_addr=source) as peer,
-    ):
-        await peer.send("hello")
-        assert await host.recv() == "hello"
+    await relay_one_frame(server.ws_url, room, source)
     notifications = await websockets.connect(
         f"{server.ws_url}/atomic/v1/live/notifications", local_addr=source
     )
@@ -435,12 +440,7 @@ async def test_serve_logs_carry_no_address_room_key_or_token_even_at_debug_level
         member = new_member(process.client())
         room = room_key()
         source = ("127.0.0.3", 0)
-        async with (
-            websockets.connect(f"{process.ws_url}/v1/qr?host={room}", local_addr=source) as host,
-            websockets.connect(f"{process.ws_url}/v1/qr?host={room}", local_addr=source) as peer,
-        ):
-            await peer.send("hello")
-            assert await host.recv() == "hello"
+        await relay_one_frame(process.ws_url, room, source)
         socket = await subscribe(process.ws_url, member.token)
         assert member.post(1, b64("x")).json() == {"status": "updated"}
         assert await next_frame(socket) == "1"
