@@ -8,7 +8,6 @@ side) must resolve on both sides with the same keys.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
@@ -86,7 +85,7 @@ def test_ledger_apdu_device_builds_a_trustchain_on_our_emulator(js_offline: JsIn
 def test_ledger_apdu_device_logs_in_with_our_emulator(js_offline: JsInstance) -> None:
     approvals: list[ApprovalRequest] = []
     device, identity = emulator(approvals)
-    challenge = build_challenge(os.urandom(32), "ledgersync.test", int(time.time()) + 600)
+    challenge = build_challenge(KeyPair.generate(), "ledgersync.test", int(time.time()) + 600)
     pending = js_offline.start("protocol.apduGetSeedId", tlv=challenge.encode().hex())
     result = js_offline.serve_apdus(pending, device.exchange)
     assert result["publicKey"] == identity.public_key.hex()

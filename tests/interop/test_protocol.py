@@ -271,7 +271,7 @@ def test_cloud_sync_payload_crosses_both_ways(js_offline: JsInstance) -> None:
 
 
 def fresh_challenge() -> Challenge:
-    return build_challenge(os.urandom(32), "ledgersync.test", int(time.time()) + 1800)
+    return build_challenge(KeyPair.generate(), "ledgersync.test", int(time.time()) + 1800)
 
 
 def test_ledger_js_parses_our_challenge(js_offline: JsInstance) -> None:

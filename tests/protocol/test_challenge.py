@@ -110,7 +110,7 @@ def test_software_device_login_round_trip(vectors):
     rp = crypto.KeyPair.generate()
     device = crypto.KeyPair.generate()
     attestation_key = h(vectors["device_attestation_keys"]["test_private_key"])
-    challenge = build_challenge(rp.private_key, "sync.example.org", 1_900_000_000)
+    challenge = build_challenge(rp, "sync.example.org", 1_900_000_000)
     challenge.verify_rp_signature(allow_high_s=False)
     assert Challenge.decode(challenge.encode()) == challenge
     response = sign_seed_id(challenge, device.private_key, attestation_key)

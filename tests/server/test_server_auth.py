@@ -241,7 +241,7 @@ def test_an_altered_challenge_is_refused(client: httpx2.Client) -> None:
 def test_a_challenge_from_another_relying_party_is_refused(client: httpx2.Client) -> None:
     from ledgersync.protocol.challenge import build_challenge
 
-    foreign = build_challenge(KeyPair.generate().private_key, "ledgersync.test", 2**31)
+    foreign = build_challenge(KeyPair.generate(), "ledgersync.test", 2**31)
     response = client.post("/v1/authenticate", json=device_answer(foreign, KeyPair.generate()))
     assert response.status_code == 401
     assert "not issued by this server" in error_message(response)

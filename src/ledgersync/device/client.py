@@ -125,7 +125,7 @@ class ApduDevice(Device):
         if self._public_key is None:
             # The app reveals its key only in a signed answer: sign a challenge made here.
             challenge = build_challenge(
-                KeyPair.generate(self._random).private_key,
+                KeyPair.generate(self._random),
                 LOCAL_CHALLENGE_HOST,
                 int(time.time()) + LOCAL_CHALLENGE_LIFETIME,
                 self._random,

@@ -258,16 +258,16 @@ class Challenge:
 
 
 def build_challenge(
-    rp_secret: bytes, host: str, expiry: int, random: Random = os.urandom
+    relying_party: crypto.KeyPair, host: str, expiry: int, random: Random = os.urandom
 ) -> Challenge:
     """A fresh challenge signed by the relying party's key."""
     unsigned = Challenge(
         data=random(CHALLENGE_DATA_LENGTH),
         expiry=expiry,
         host=host,
-        rp_public_key=crypto.public_key_of(rp_secret),
+        rp_public_key=relying_party.public_key,
     )
-    return replace(unsigned, rp_signature=crypto.sign_digest(rp_secret, unsigned.hash()))
+    return replace(unsigned, rp_signature=relying_party.sign(unsigned.hash()))
 
 
 def _hex(value: Any, what: str) -> bytes:

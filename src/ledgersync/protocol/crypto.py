@@ -73,10 +73,17 @@ def validate_public_key(public_key: bytes) -> None:
 
 @dataclass(frozen=True)
 class KeyPair:
-    """A secp256k1 key pair; ``private_key`` is never shown by ``repr``."""
+    """A secp256k1 key pair; ``private_key`` is never shown by ``repr``.
+
+    The parsed libsecp256k1 key is built once, with the pair: building it costs more than
+    the signature it serves (a server signs every challenge with one pair)."""
 
     private_key: bytes = field(repr=False)
     public_key: bytes
+    _signer: coincurve.PrivateKey = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_signer", _private_key(self.private_key))
 
     @classmethod
     def from_private_key(cls, secret: bytes) -> KeyPair:
@@ -90,7 +97,10 @@ class KeyPair:
                 return cls.from_private_key(candidate)
 
     def sign(self, digest: bytes) -> bytes:
-        return sign_digest(self.private_key, digest)
+        """DER ECDSA over a 32-byte digest, as :func:`sign_digest`."""
+        if len(digest) != 32:
+            raise CryptoError(f"a digest is 32 bytes, got {len(digest)}")
+        return bytes(self._signer.sign(digest, hasher=None))
 
     def ecdh(self, peer_public_key: bytes) -> bytes:
         return ecdh_x(self.private_key, peer_public_key)

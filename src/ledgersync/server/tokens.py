@@ -157,6 +157,44 @@ class TokenService:
         return claims
 
 
+class VerifiedTokens:
+    """:meth:`TokenService.verify` for one audience, remembering the tokens already found
+    valid: a client sends the same token with every request for minutes, and checking its
+    ES256 signature is most of what a cheap request costs (about 150 µs). A remembered token
+    is still judged against the clock on every use (the expiry and the refresh window); once
+    it is past what the call allows it goes through :meth:`TokenService.verify` again, which
+    answers with Ledger's texts. Bounded: the oldest entries are forgotten first. Keyed by the
+    token's exact string (tokens have one canonical encoding, see above): only a
+    byte-for-byte equal token hits, and string hashing being keyed per process (SipHash), the
+    lookup's timing says nothing about the tokens held."""
+
+    def __init__(
+        self, tokens: TokenService, clock: Clock, *, audience: str, size: int = 4096
+    ) -> None:
+        self._tokens = tokens
+        self._clock = clock
+        self._audience = audience
+        self._size = size
+        self._valid: dict[str, TokenClaims] = {}
+
+    def verify(self, token: str, *, for_refresh: bool = False) -> TokenClaims:
+        """The claims of a valid token, or :class:`TokenError` (as ``TokenService.verify``)."""
+        claims = self._valid.get(token)
+        if claims is not None:
+            now = self._clock()
+            if now < claims.refresh_expiration and (for_refresh or now < claims.expires_at):
+                return claims
+        try:
+            claims = self._tokens.verify(token, audience=self._audience, for_refresh=for_refresh)
+        except TokenError:
+            self._valid.pop(token, None)
+            raise
+        if len(self._valid) >= self._size:
+            del self._valid[next(iter(self._valid))]
+        self._valid[token] = claims
+        return claims
+
+
 def _b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 

@@ -17,43 +17,16 @@ whose permissions contain that path, if exactly one does.
 
 from __future__ import annotations
 
-from ..clock import Clock
 from ..errors import JWT_NO_PERMISSION, PATH_DOES_NOT_MATCH, BadRequest, Unauthorized, no_permission
-from ..tokens import CLOUD_SYNC_AUDIENCE, TokenClaims, TokenError, TokenService
+from ..tokens import TokenClaims, TokenError, VerifiedTokens
 
 
-class VerifiedTokens:
-    """``TokenService.verify`` for the Cloud Sync audience, remembering tokens already found
-    valid: a client sends the same token with every request for minutes, and checking its
-    ES256 signature costs about 100 µs. A remembered token is still judged against the clock
-    on every use; once expired it goes through ``verify`` again, which answers with Ledger's
-    texts. Bounded: the oldest entries are forgotten first. Keyed by the token's exact
-    string (tokens have one canonical encoding, see :mod:`~..tokens`): only a byte-for-byte
-    equal token hits, and string hashing being keyed per process (SipHash), the lookup's
-    timing says nothing about the tokens held."""
-
-    def __init__(self, tokens: TokenService, clock: Clock, size: int = 4096) -> None:
-        self._tokens = tokens
-        self._clock = clock
-        self._size = size
-        self._valid: dict[str, TokenClaims] = {}
-
-    def verify(self, token: str) -> TokenClaims:
-        """The claims of a valid token, else 401 with the verifier's message."""
-        claims = self._valid.get(token)
-        if claims is not None:
-            now = self._clock()
-            if now < claims.expires_at and now < claims.refresh_expiration:
-                return claims
-        try:
-            claims = self._tokens.verify(token, audience=CLOUD_SYNC_AUDIENCE)
-        except TokenError as exc:
-            self._valid.pop(token, None)
-            raise Unauthorized(str(exc)) from exc
-        if len(self._valid) >= self._size:
-            del self._valid[next(iter(self._valid))]
-        self._valid[token] = claims
-        return claims
+def verified(tokens: VerifiedTokens, token: str) -> TokenClaims:
+    """The claims of a valid Cloud Sync token, else 401 with the verifier's message."""
+    try:
+        return tokens.verify(token)
+    except TokenError as exc:
+        raise Unauthorized(str(exc)) from exc
 
 
 def authorize(claims: TokenClaims, trustchain_id: str | None, path: str) -> str:

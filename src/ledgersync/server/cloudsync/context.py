@@ -9,8 +9,7 @@ from ..clock import Clock
 from ..config import ServerConfig
 from ..metrics import Metrics
 from ..storage import DocumentStore
-from ..tokens import TokenService
-from .access import VerifiedTokens
+from ..tokens import CLOUD_SYNC_AUDIENCE, TokenService, VerifiedTokens
 from .notifications import NotificationHub
 from .versions import VersionCache
 
@@ -56,7 +55,14 @@ class CloudSync:
         broker.subscribe_ordered(CLOUDSYNC_CHANNEL, versions.on_change)
         broker.on_continuity(versions.on_continuity)
         return cls(
-            config, store, VerifiedTokens(tokens, clock), clock, metrics, hub, versions, broker
+            config,
+            store,
+            VerifiedTokens(tokens, clock, audience=CLOUD_SYNC_AUDIENCE),
+            clock,
+            metrics,
+            hub,
+            versions,
+            broker,
         )
 
 

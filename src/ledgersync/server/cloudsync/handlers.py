@@ -12,6 +12,7 @@ from ..errors import TooLarge
 from ..http import bearer_token, json_response, no_content, query_items, read_json
 from ..tokens import TokenClaims
 from . import documents
+from .access import verified
 from .context import CloudSync
 from .documents import DocumentQuery
 
@@ -29,7 +30,7 @@ def slug(connection: HTTPConnection) -> str:
 def authenticated(request: Request) -> tuple[CloudSync, TokenClaims, DocumentQuery]:
     """The API, the claims of the request's valid token (else 401) and its parsed query."""
     cloud = cloudsync(request)
-    claims = cloud.tokens.verify(bearer_token(request))
+    claims = verified(cloud.tokens, bearer_token(request))
     query = documents.parse_query(slug(request), query_items(request.scope["query_string"]))
     return cloud, claims, query
 

@@ -44,7 +44,7 @@ async def issue_challenge(ring: KeyRing) -> dict[str, Any]:
     """``GET /v1/challenge``: ``{"json": <challenge JSON>, "tlv": "<hex>"}``."""
     now = int(ring.clock())
     expiry = now + ring.config.challenge_ttl
-    challenge = build_challenge(ring.relying_party.private_key, ring.config.public_host, expiry)
+    challenge = build_challenge(ring.relying_party, ring.config.public_host, expiry)
     await ring.store.add_challenge(challenge.data, expiry, now)
     return {"json": challenge.to_json(), "tlv": challenge.encode().hex()}
 
@@ -107,7 +107,7 @@ async def refresh(ring: KeyRing, token: str) -> dict[str, Any]:
 
 def verify(ring: KeyRing, token: str, *, for_refresh: bool = False) -> TokenClaims:
     try:
-        return ring.tokens.verify(token, for_refresh=for_refresh)
+        return ring.verified_tokens.verify(token, for_refresh=for_refresh)
     except TokenError as exc:
         raise Unauthorized(str(exc)) from exc
 

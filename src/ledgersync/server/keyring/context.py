@@ -11,7 +11,7 @@ from ..metrics import Metrics
 from ..ratelimit import RateLimiter
 from ..storage import KeyRingStore
 from ..storage.keyring import StreamStateCache
-from ..tokens import TokenService
+from ..tokens import TRUSTCHAIN_AUDIENCE, TokenService, VerifiedTokens
 from .qr import QrRelay
 from .qr_shared import SharedRooms
 from .validation import Limits
@@ -22,6 +22,8 @@ class KeyRing:
     config: ServerConfig
     store: KeyRingStore
     tokens: TokenService
+    #: ``tokens.verify`` for the Key Ring's audience, remembering the tokens found valid.
+    verified_tokens: VerifiedTokens
     relying_party: KeyPair
     clock: Clock
     metrics: Metrics
@@ -55,6 +57,7 @@ class KeyRing:
             config=config,
             store=store,
             tokens=tokens,
+            verified_tokens=VerifiedTokens(tokens, clock, audience=TRUSTCHAIN_AUDIENCE),
             relying_party=relying_party,
             clock=clock,
             metrics=metrics,
