@@ -87,7 +87,7 @@ bench-keyring: $(DEV_STAMP) bench-deps
 # `ledgersync inspect` against Ledger's JavaScript resolver on a 3,000-block trustchain, both as
 # whole processes (docs/benchmarks.md); Ledger's packages come from interop-deps.
 bench-inspect: $(DEV_STAMP) interop-deps
-	$(BIN)/python -m bench.inspect $(ARGS)
+	$(BIN)/python -m bench.inspect_command $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,4 +1,4 @@
-// The JavaScript side of bench/inspect.py: Ledger's own resolver on a trustchain file, as a
+// The JavaScript side of bench/inspect_command.py: Ledger's own resolver on a trustchain file, as a
 // whole process. Reads the JSON object GET /v1/trustchain/{id} returns (path → hex), resolves
 // every stream with Ledger's StreamTree / Stream.resolve (which verifies every signature), and
 // prints how many streams and members it found.

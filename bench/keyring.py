@@ -246,17 +246,18 @@ def backend_figures(databases: Iterator[str | None], args: argparse.Namespace) -
             (
                 "GET /v1/refresh",
                 looped([logged], files, refresh, seconds, '"access_token"'),
-                "an ES256 token verified and one signed, the member's streams read (a snapshot)",
+                "an ES256 token signed, the member's streams read (a snapshot); the looped token is"
+                " remembered (a token not yet seen adds its ES256 verification)",
             ),
             (
                 f"GET /v1/trustchain/{{id}}, {TREE_INSTANCES} instances",
                 looped([logged], files, tree, seconds, '"m/"'),
-                "an ES256 token verified, one snapshot read, checked streams from the cache",
+                "one snapshot read, checked streams from the cache, the token remembered",
             ),
             (
                 "PUT commands (AddMember)",
                 appends,
-                "a token, a snapshot read, new blocks checked, a group-committed append",
+                "a snapshot read, the new blocks checked, a group-committed append",
             ),
         ]
         figures = [

@@ -42,15 +42,19 @@ def active_pair(cli: CLI, server: LocalServer, device: str) -> str:
 
 
 def pair_by_qr(
-    cli: CLI, host_instance: str, joiner: str, *, digits: str | None = None
+    cli: CLI, host_instance: str, joiner: str, *, wrong_digits: bool = False
 ) -> tuple[Background, Background]:
-    """``pair host`` on one, ``pair join`` on the other with the digits read from the host."""
+    """``pair host`` on one, ``pair join`` on the other with the digits read from the host
+    (or, with ``wrong_digits``, other digits than those: never the right ones by chance)."""
     host = cli.start("pair", "host", "--instance", host_instance)
     _, line = host.wait_line(lambda text: text.startswith("Pairing URL: "))
     url = line.removeprefix("Pairing URL: ")
     join = cli.start("pair", "join", url, "--instance", joiner, stdin=True)
     _, shown = host.wait_line(lambda text: text.startswith("Digits: "))
-    join.send((digits or shown.removeprefix("Digits: ")) + "\n")
+    digits = shown.removeprefix("Digits: ")
+    if wrong_digits:
+        digits = str((int(digits) + 1) % 10 ** len(digits)).zfill(len(digits))
+    join.send(digits + "\n")
     return host, join
 
 
@@ -137,7 +141,7 @@ def test_activate_two_instances_with_one_device_and_json_shapes(
 def test_pair_a_third_instance_by_qr(cli: CLI, server: LocalServer, active_pair: str) -> None:
     cli.ok("instance", "new", "tablet", "--server", server.url)
     # Wrong digits: a clear error on both sides, nothing changed.
-    host, join = pair_by_qr(cli, "laptop", "tablet", digits="000")
+    host, join = pair_by_qr(cli, "laptop", "tablet", wrong_digits=True)
     assert join.finish() == 1 and host.finish() == 1
     assert "digits" in join.err and "nothing was changed" in join.err
     assert "Traceback" not in join.err + host.err

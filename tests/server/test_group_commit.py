@@ -75,7 +75,9 @@ def test_concurrent_writes_commit_together_and_fail_alone(database_url: str) -> 
         try:
             before = database.commits if isinstance(database, SQLiteDatabase) else 0
             check_outcomes(await write_many(storage))
-            accepted = [f'["live", "t{n}", "m/0\'/16\'/0\'", 1]' for n in range(WRITERS)]
+            # a batch commits in lock order (trustchain ids sorted, see Database.run_plan)
+            in_lock_order = sorted(f"t{n}" for n in range(WRITERS))
+            accepted = [f'["live", "{t}", "m/0\'/16\'/0\'", 1]' for t in in_lock_order]
             if isinstance(database, SQLiteDatabase):
                 # the first write alone, the deleted-trustchain row, then all the others in
                 # one transaction; announced once committed, in commit order

@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .changes import document_version
-from .database import Database, Plan, Row, change, fetchrow
+from .database import Database, Plan, Row, change, fetchrow, lock_order
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class DocumentStore:
         empty key); otherwise return the stored document. Committed when this returns, and
         announced (:mod:`.changes`). :class:`StreamClosed` (nothing written) if the key's
         stream is closed."""
-        return await self.database.run_plan(lambda: self._write(key, document))
+        return await self.database.run_plan(lambda: self._write(key, document), _lock_order(key))
 
     def _write(self, key: DocumentKey, document: Document) -> Plan[WriteOutcome]:
         args = (
@@ -157,7 +157,7 @@ class DocumentStore:
         """Delete the document (True if there was one), announced (:mod:`.changes`). If its
         stream is closed, only a ``requester`` that is a member of an open stream of the same
         application may (else :class:`StreamClosed`, nothing deleted)."""
-        return await self.database.run_plan(lambda: self._delete(key, requester))
+        return await self.database.run_plan(lambda: self._delete(key, requester), _lock_order(key))
 
     def _delete(self, key: DocumentKey, requester: bytes) -> Plan[bool]:
         stream = yield fetchrow(_STREAM, key.trustchain_id, key.path)
@@ -181,3 +181,7 @@ class DocumentStore:
             key.path,
         )
         return bool(deleted > 0)
+
+
+def _lock_order(key: DocumentKey) -> str:
+    return lock_order(key.trustchain_id, key.path, key.slug)

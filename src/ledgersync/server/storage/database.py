@@ -126,10 +126,11 @@ class Database(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Connection]: ...
 
-    async def run_plan(self, plan: Callable[[], Plan[T]]) -> T:
+    async def run_plan(self, plan: Callable[[], Plan[T]], lock_order: str = "") -> T:
         """Run the write transaction ``plan()`` makes; its result once committed (or its
-        exception, nothing of it written). On SQLite, concurrent plans are committed together
-        (group commit)."""
+        exception, nothing of it written). Concurrent plans are committed together (group
+        commit), in the order of their ``lock_order``: the key of the rows the plan locks
+        (see :class:`_GroupCommit`)."""
         ...
 
     def sole_process(self) -> bool:
@@ -264,14 +265,26 @@ def _run_plan_sync(connection: sqlite3.Connection, plan: Plan[T], notices: list[
         return value
 
 
+def lock_order(*names: str) -> str:
+    """The ``lock_order`` of a plan writing the rows named by ``names`` (a trustchain id, then
+    a stream path, then a document slug): a row sorts before the rows under it."""
+    return "\x00".join(names)
+
+
 class _Batch:
     """Plans waiting for the next group commit, and their callers' futures."""
 
-    __slots__ = ("futures", "plans")
+    __slots__ = ("futures", "lock_orders", "plans")
 
     def __init__(self) -> None:
         self.plans: list[Callable[[], Plan[Any]]] = []
         self.futures: list[asyncio.Future[Any]] = []
+        self.lock_orders: list[str] = []
+
+    def in_lock_order(self) -> list[int]:
+        """The plans' indexes sorted by lock order (stable: one key's plans keep their
+        arrival order, which their versions follow)."""
+        return sorted(range(len(self.plans)), key=self.lock_orders.__getitem__)
 
 
 #: Per plan of a batch: (succeeded, its result or exception, its notices).
@@ -382,7 +395,15 @@ class _GroupCommit:
 
     Up to :attr:`max_committers` batches are committed at once: one on SQLite (one writer);
     a few on PostgreSQL, whose round trips are run one after the other within a batch, while
-    the database runs several transactions in parallel."""
+    the database runs several transactions in parallel.
+
+    Concurrent batches must not deadlock: a batch holds the row locks of all its plans until
+    its ``COMMIT``, so two batches writing the same two rows in opposite orders would wait
+    for each other until PostgreSQL's deadlock detection broke one (a second, by default).
+    Each plan therefore names the rows it locks (``lock_order``: a key whose prefix order is
+    the rows' hierarchy, trustchain, then stream, then document), and every batch runs its
+    plans in that order: all batches take their locks in one global order, so none waits for
+    another that waits for it."""
 
     feed: ChangeFeed
     max_committers: ClassVar[int] = 1
@@ -391,14 +412,17 @@ class _GroupCommit:
     _committers = 0
     #: Transactions committed: how well writes are grouped.
     commits = 0
+    #: Batches rolled back and run again plan by plan (a plan raised, or a deadlock).
+    batches_rerun = 0
 
-    async def run_plan(self, plan: Callable[[], Plan[T]]) -> T:
+    async def run_plan(self, plan: Callable[[], Plan[T]], lock_order: str = "") -> T:
         batch = self._next_batch
         if batch is None:
             batch = self._next_batch = _Batch()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         batch.plans.append(plan)
         batch.futures.append(future)
+        batch.lock_orders.append(lock_order)
         if len(batch.plans) == 1 and self._committers < self.max_committers:
             self._committers += 1  # takes the batch when it starts, with what joined it
             asyncio.get_running_loop().create_task(self._commit_batches())
@@ -416,9 +440,10 @@ class _GroupCommit:
         try:
             while self._next_batch is not None:
                 batch, self._next_batch = self._next_batch, None
+                order = batch.in_lock_order()
                 try:
-                    outcomes, sent = await self._commit_batch(batch.plans)
-                    for _, _, notices in outcomes:
+                    committed, sent = await self._commit_batch([batch.plans[i] for i in order])
+                    for _, _, notices in committed:
                         _deliver(self.feed, notices)  # in commit order, whoever still waits
                     if sent:  # answered once this process's cache has them (see .changes)
                         await self.feed.received(sent)
@@ -433,7 +458,8 @@ class _GroupCommit:
                     if not isinstance(exc, Exception):
                         raise
                     continue
-                for future, (succeeded, value, _) in zip(batch.futures, outcomes, strict=True):
+                for index, (succeeded, value, _) in zip(order, committed, strict=True):
+                    future = batch.futures[index]
                     if future.done():  # its caller was cancelled meanwhile
                         continue
                     if succeeded:
@@ -673,7 +699,7 @@ class PostgresDatabase(_GroupCommit):
             try:
                 return await self._commit_together(plans)
             except _BatchFailed:
-                pass
+                self.batches_rerun += 1
         outcomes: list[_Outcome] = []
         for make_plan in plans:
             try:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from .changes import document_version, trustchain_removed
-from .database import Database, Plan, Query, Row, change, execute, fetchrow
+from .database import Database, Plan, Query, Row, change, execute, fetchrow, lock_order
 
 #: Expired challenges are purged this long after they expire (until then a late answer is
 #: told "expired" rather than "unknown").
@@ -304,7 +304,7 @@ class KeyRingStore:
                 raise AlreadyExists(f"trustchain {trustchain_id} already exists")
             yield from _stream_plan(trustchain_id, root)
 
-        await self.database.run_plan(plan)
+        await self.database.run_plan(plan, lock_order(trustchain_id))
 
     async def add_stream(self, trustchain_id: str, stream: NewBlocks) -> None:
         def plan() -> Plan[None]:
@@ -318,7 +318,7 @@ class KeyRingStore:
                 raise NoSuchTrustchain(trustchain_id)
             yield from _stream_plan(trustchain_id, stream)
 
-        await self.database.run_plan(plan)
+        await self.database.run_plan(plan, lock_order(trustchain_id))
 
     async def append(
         self, trustchain_id: str, expected: StreamInfo, update: NewBlocks
@@ -349,7 +349,7 @@ class KeyRingStore:
                 return []
             return (yield from _delete_documents_plan(trustchain_id, update.path))
 
-        return await self.database.run_plan(plan)
+        return await self.database.run_plan(plan, lock_order(trustchain_id, update.path))
 
     async def delete_trustchain(self, trustchain_id: str, now: int) -> bool:
         """Delete a trustchain and everything in it (announced, :mod:`.changes`); its id can

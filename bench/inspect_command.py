@@ -1,6 +1,6 @@
 """Benchmark: ``ledgersync inspect`` against Ledger's JavaScript resolver, as whole processes.
 
-Run with ``make bench-inspect`` (or ``.venv/bin/python -m bench.inspect``; needs Node.js and
+Run with ``make bench-inspect`` (or ``.venv/bin/python -m bench.inspect_command``; needs Node.js and
 Ledger's packages, installed by ``make interop-deps``). It builds a trustchain of 3,000 blocks
 with the project's protocol builders (a root ``[Seed]`` stream, then an application stream
 whose members add members, ``[AddMember, PublishKey]`` each), writes it as the JSON object
@@ -14,8 +14,8 @@ whose members add members, ``[AddMember, PublishKey]`` each), writes it as the J
 It prints the median wall-clock and CPU time of each and their ratios. Goal: inspect >= 20x
 faster than Ledger's resolver in wall-clock time.
 
-Run it as a module (``-m bench.inspect``): run as a script, its directory would come first on
-``sys.path`` and this file would shadow the standard library's ``inspect``.
+(Not named ``inspect.py``: the other benchmarks, run as scripts, have this directory first on
+``sys.path``, where that name would shadow the standard library's ``inspect``.)
 """
 
 from __future__ import annotations
