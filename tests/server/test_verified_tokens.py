@@ -3,6 +3,7 @@ every use, with the same texts as a first check, and nothing but the exact strin
 
 from __future__ import annotations
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -125,3 +126,20 @@ def test_the_cache_is_bounded_oldest_first(service: CountingTokens, clock: Manua
     assert service.checks == 3
     verified.verify(first)  # forgotten: checked again
     assert service.checks == 4
+
+
+def test_issued_tokens_are_standard_es256_jwts(service: CountingTokens) -> None:
+    """An independent implementation (PyJWT) reads and verifies what the server writes."""
+    token = service.issue(b"\x03" * 33, device=False, permissions={"00ab": {"m/": ["owner"]}})
+    public = service._public_key  # type: ignore[attr-defined]
+    claims = jwt.decode(
+        token,
+        public,
+        algorithms=["ES256"],
+        audience=TRUSTCHAIN_AUDIENCE,
+        issuer="ledgersync.test",
+        options={"verify_exp": False, "verify_iat": False},
+    )
+    assert claims["sub"] == "03" * 33 and claims["permissions"] == {"00ab": {"m/": ["owner"]}}
+    assert jwt.get_unverified_header(token) == {"alg": "ES256", "typ": "JWT"}
+    assert service.verify(token).subject == "03" * 33

@@ -11,7 +11,9 @@ issued or refreshed), ``device`` (device login or member login) and ``refreshExp
 Verification answers with the texts the SDK reacts to (docs/api.md, "Error texts"): an
 expired token inside its refresh window says ``JWT is expired, please call /refresh …``;
 past the window it says ``JWT is expired, please call /challenge …``. Expiry is judged with
-the injected clock, not PyJWT's, so tests can move time.
+the injected clock, so tests can move time. Tokens are encoded and checked here, with
+the ``cryptography`` package's P-256: one header, one algorithm, nothing taken from a token's
+header.
 
 The Cloud Sync API verifies the same tokens with ``audience=CLOUD_SYNC_AUDIENCE``.
 
@@ -27,12 +29,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from ..protocol.wire import format_time, parse_time
 from .clock import Clock
@@ -50,6 +58,9 @@ Permissions = dict[str, dict[str, list[str]]]
 #: The order of P-256; ES256 signatures are ``r || s``, 32 bytes each.
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _HALF_ORDER = _P256_ORDER // 2
+_ECDSA = ec.ECDSA(hashes.SHA256())
+#: The one header this server writes (``alg`` and ``typ``, keys sorted, compact).
+_HEADER = b'{"alg":"ES256","typ":"JWT"}'
 
 
 class TokenError(Exception):
@@ -120,8 +131,13 @@ class TokenService:
             "device": device,
             "refreshExpiration": format_time(refresh_expiration),
         }
-        token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"typ": "JWT"})
-        return _low_s(token)
+        payload = json.dumps(claims, separators=(",", ":")).encode()
+        signing_input = f"{_HEADER_SEGMENT}.{_b64url_encode(payload)}"
+        r, s = decode_dss_signature(self._key.sign(signing_input.encode("ascii"), _ECDSA))
+        if s > _HALF_ORDER:  # the low s: one token, one string (see above)
+            s = _P256_ORDER - s
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return f"{signing_input}.{_b64url_encode(signature)}"
 
     def verify(
         self, token: str, *, audience: str = TRUSTCHAIN_AUDIENCE, for_refresh: bool = False
@@ -132,22 +148,9 @@ class TokenService:
         is open (that is what ``GET /v1/refresh`` needs).
         """
         try:
-            _check_canonical(token)
-            raw = jwt.decode(
-                token,
-                self._public_key,
-                algorithms=[ALGORITHM],
-                audience=audience,
-                issuer=self.issuer,
-                options={
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                    "require": ["iss", "sub", "aud", "exp", "iat", "jti"],
-                },
-            )
+            raw = self._verified_payload(token, audience)
             claims = _claims(raw)
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError) as exc:
             raise TokenError(f"Invalid JWT: {_reason(exc)}") from exc
         now = self._clock()
         if now >= claims.refresh_expiration:
@@ -155,6 +158,38 @@ class TokenService:
         if now >= claims.expires_at and not for_refresh:
             raise TokenExpired(JWT_EXPIRED_REFRESH)
         return claims
+
+    def _verified_payload(self, token: str, audience: str) -> dict[str, Any]:
+        """The claims of a token this service signed, for ``audience``: its header exactly
+        the one :meth:`issue` writes (no other algorithm, key or header field is ever taken
+        from a token), its signature checked, then its issuer and audience."""
+        header, payload, signature = _canonical_parts(token)
+        if header != _HEADER:
+            raise _Invalid("unsupported header")
+        signing_input, _, _ = token.rpartition(".")
+        der = encode_dss_signature(
+            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        )
+        try:
+            self._public_key.verify(der, signing_input.encode("ascii"), _ECDSA)
+        except InvalidSignature as exc:
+            raise _Invalid("bad signature") from exc
+        raw = json.loads(payload)
+        if not isinstance(raw, dict):
+            raise _Invalid("malformed token")
+        for claim in ("iss", "sub", "aud", "exp", "iat", "jti"):
+            if claim not in raw:
+                raise _Invalid(f'Token is missing the "{claim}" claim')
+        if raw["iss"] != self.issuer:
+            raise _Invalid("wrong issuer")
+        audiences = raw["aud"]
+        if isinstance(audiences, str):
+            audiences = [audiences]
+        if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+            raise _Invalid("malformed token")
+        if audience not in audiences:
+            raise _Invalid("wrong audience")
+        return raw
 
 
 class VerifiedTokens:
@@ -203,37 +238,30 @@ def _b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _low_s(token: str) -> str:
-    """``token`` with its signature's ``s`` replaced by ``n - s`` if that is the lower one
-    (both verify: ECDSA signing may produce either)."""
-    signing_input, _, encoded = token.rpartition(".")
-    signature = _b64url_decode(encoded)
-    s = int.from_bytes(signature[32:], "big")
-    if s <= _HALF_ORDER:
-        return token
-    low = signature[:32] + (_P256_ORDER - s).to_bytes(32, "big")
-    return f"{signing_input}.{_b64url_encode(low)}"
+_HEADER_SEGMENT = _b64url_encode(_HEADER)
 
 
-class _NotCanonical(ValueError):
-    pass
+class _Invalid(ValueError):
+    """A token refused before its claims are read; ``str`` is the reason given."""
 
 
-def _check_canonical(token: str) -> None:
-    """Refuse any string but the one :meth:`TokenService.issue` would produce for these
-    bytes: three unpadded base64url segments in canonical form, a low-``s`` signature."""
+def _canonical_parts(token: str) -> tuple[bytes, bytes, bytes]:
+    """The decoded header, payload and signature of ``token``, refusing any string but the
+    one :meth:`TokenService.issue` would produce for these bytes: three unpadded base64url
+    segments in canonical form, a 64-byte low-``s`` signature."""
     segments = token.split(".")
     if len(segments) != 3:
-        raise _NotCanonical("malformed token")
+        raise _Invalid("malformed token")
     try:
         decoded = [_b64url_decode(segment) for segment in segments]
     except (binascii.Error, ValueError) as exc:
-        raise _NotCanonical("malformed token") from exc
+        raise _Invalid("malformed token") from exc
     if any(_b64url_encode(data) != text for data, text in zip(decoded, segments, strict=True)):
-        raise _NotCanonical("non-canonical encoding")
-    signature = decoded[2]
+        raise _Invalid("non-canonical encoding")
+    header, payload, signature = decoded
     if len(signature) != 64 or int.from_bytes(signature[32:], "big") > _HALF_ORDER:
-        raise _NotCanonical("non-canonical signature")
+        raise _Invalid("non-canonical signature")
+    return header, payload, signature
 
 
 def _claims(raw: dict[str, Any]) -> TokenClaims:
@@ -277,15 +305,9 @@ def _is_permissions(value: Any) -> bool:
 
 
 def _reason(exc: Exception) -> str:
-    if isinstance(exc, jwt.InvalidSignatureError):
-        return "bad signature"
-    if isinstance(exc, jwt.InvalidAudienceError):
-        return "wrong audience"
-    if isinstance(exc, jwt.InvalidIssuerError):
-        return "wrong issuer"
-    if isinstance(exc, jwt.MissingRequiredClaimError):
+    if isinstance(exc, _Invalid):
         return str(exc)
-    if isinstance(exc, jwt.DecodeError):
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
         return "malformed token"
     if isinstance(exc, KeyError):
         return f"missing claim {exc}"
