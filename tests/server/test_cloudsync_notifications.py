@@ -47,6 +47,31 @@ async def test_subscribers_get_each_committed_version(server: RunningServer) -> 
             await each.close()
 
 
+async def test_deleting_the_trustchain_tells_its_documents_subscribers(
+    server: RunningServer,
+) -> None:
+    client = server.client()
+    member, stranger = new_member(client), new_member(client)
+    assert member.post(3, b64("x")).json() == {"status": "updated"}
+    assert stranger.post(1, b64("y")).json() == {"status": "updated"}
+    live = await subscribe(server.ws_url, member.token)
+    empty_slug = await subscribe(server.ws_url, member.token, slug="other")
+    elsewhere = await subscribe(server.ws_url, stranger.token)
+    try:
+        assert await next_frame(live) == "3"  # (a slug without data sends no first frame)
+        assert await next_frame(elsewhere) == "1"
+        response = member.session.delete(f"/v1/trustchain/{member.trustchain_id}")
+        assert response.status_code == 204
+        assert await next_frame(live) == "0"  # its document is gone with the trustchain
+        assert await next_frame(empty_slug) == "0"  # told too: nothing can be stored there
+        # the other trustchain heard nothing: its next frame is its own next write
+        assert stranger.post(2, b64("z")).json() == {"status": "updated"}
+        assert await next_frame(elsewhere) == "2"
+    finally:
+        for each in (live, empty_slug, elsewhere):
+            await each.close()
+
+
 async def test_ping_pong_and_a_silent_client_is_closed(
     make_server: Callable[..., RunningServer],
 ) -> None:

@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -132,14 +132,21 @@ class NotificationHub:
         """A committed change (:mod:`~..storage.changes`), of this process or another: tell
         the subscribers of the document its new version (``0``: deleted)."""
         change = parse_change(message)
-        if not isinstance(change, DocumentVersion):
-            if change is None:
-                log.warning("ignoring a malformed notification")
-            return  # a trustchain deletion: its subscribers are told nothing, as before
-        listeners = self._topics.get((change.slug, change.trustchain_id, change.path))
-        if not listeners:
+        if change is None:
+            log.warning("ignoring a malformed notification")
             return
-        text = str(change.version)
+        if isinstance(change, DocumentVersion):
+            listeners = self._topics.get((change.slug, change.trustchain_id, change.path))
+            if listeners:
+                self._tell(listeners, str(change.version))
+            return
+        # The trustchain was deleted with every document in it: each of its documents' subscribers
+        # is told its document is gone (0), as for a deletion of that document alone.
+        for (_, trustchain_id, _), listeners in list(self._topics.items()):
+            if trustchain_id == change.trustchain_id:
+                self._tell(listeners, "0")
+
+    def _tell(self, listeners: Iterable[Subscriber], text: str) -> None:
         now = self._clock()
         for subscriber in listeners:
             if now < subscriber.expires_at:  # an expired one is told so by the timer
