@@ -98,9 +98,7 @@ class KeyPair:
 
     def sign(self, digest: bytes) -> bytes:
         """DER ECDSA over a 32-byte digest, as :func:`sign_digest`."""
-        if len(digest) != 32:
-            raise CryptoError(f"a digest is 32 bytes, got {len(digest)}")
-        return bytes(self._signer.sign(digest, hasher=None))
+        return _sign_with(self._signer, digest)
 
     def ecdh(self, peer_public_key: bytes) -> bytes:
         return ecdh_x(self.private_key, peer_public_key)
@@ -117,9 +115,13 @@ def ecdh_x(secret: bytes, peer_public_key: bytes) -> bytes:
 
 def sign_digest(secret: bytes, digest: bytes) -> bytes:
     """DER ECDSA over a 32-byte digest: RFC 6979 nonces, low-S (byte-identical to Ledger Live)."""
+    return _sign_with(_private_key(secret), digest)
+
+
+def _sign_with(key: coincurve.PrivateKey, digest: bytes) -> bytes:
     if len(digest) != 32:
         raise CryptoError(f"a digest is 32 bytes, got {len(digest)}")
-    return bytes(_private_key(secret).sign(digest, hasher=None))
+    return bytes(key.sign(digest, hasher=None))
 
 
 def parse_der_signature(signature: bytes) -> tuple[int, int]:

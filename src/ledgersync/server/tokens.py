@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from ..protocol.wire import format_time, parse_time
 from .clock import Clock
-from .errors import JWT_EXPIRED_REAUTHENTICATE, JWT_EXPIRED_REFRESH
+from .errors import JWT_EXPIRED_REAUTHENTICATE, JWT_EXPIRED_REFRESH, Unauthorized
 
 ALGORITHM = "ES256"
 TRUSTCHAIN_AUDIENCE = "trustchain"
@@ -60,7 +60,9 @@ _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _HALF_ORDER = _P256_ORDER // 2
 _ECDSA = ec.ECDSA(hashes.SHA256())
 #: The one header this server writes (``alg`` and ``typ``, keys sorted, compact).
-_HEADER = b'{"alg":"ES256","typ":"JWT"}'
+_HEADER = json.dumps(
+    {"alg": ALGORITHM, "typ": "JWT"}, separators=(",", ":"), sort_keys=True
+).encode()
 
 
 class TokenError(Exception):
@@ -228,6 +230,15 @@ class VerifiedTokens:
             del self._valid[next(iter(self._valid))]
         self._valid[token] = claims
         return claims
+
+
+def claims_or_401(tokens: VerifiedTokens, token: str, *, for_refresh: bool = False) -> TokenClaims:
+    """The claims of a valid token, else 401 (:class:`~.errors.Unauthorized`) with the
+    verifier's message: what both APIs answer a request whose token is refused."""
+    try:
+        return tokens.verify(token, for_refresh=for_refresh)
+    except TokenError as exc:
+        raise Unauthorized(str(exc)) from exc
 
 
 def _b64url_encode(data: bytes) -> str:

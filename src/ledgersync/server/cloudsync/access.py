@@ -18,15 +18,7 @@ whose permissions contain that path, if exactly one does.
 from __future__ import annotations
 
 from ..errors import JWT_NO_PERMISSION, PATH_DOES_NOT_MATCH, BadRequest, Unauthorized, no_permission
-from ..tokens import TokenClaims, TokenError, VerifiedTokens
-
-
-def verified(tokens: VerifiedTokens, token: str) -> TokenClaims:
-    """The claims of a valid Cloud Sync token, else 401 with the verifier's message."""
-    try:
-        return tokens.verify(token)
-    except TokenError as exc:
-        raise Unauthorized(str(exc)) from exc
+from ..tokens import TokenClaims
 
 
 def authorize(claims: TokenClaims, trustchain_id: str | None, path: str) -> str:

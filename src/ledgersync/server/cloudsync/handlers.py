@@ -10,9 +10,8 @@ from starlette.websockets import WebSocket
 
 from ..errors import TooLarge
 from ..http import bearer_token, json_response, no_content, query_items, read_json
-from ..tokens import TokenClaims
+from ..tokens import TokenClaims, claims_or_401
 from . import documents
-from .access import verified
 from .context import CloudSync
 from .documents import DocumentQuery
 
@@ -30,7 +29,7 @@ def slug(connection: HTTPConnection) -> str:
 def authenticated(request: Request) -> tuple[CloudSync, TokenClaims, DocumentQuery]:
     """The API, the claims of the request's valid token (else 401) and its parsed query."""
     cloud = cloudsync(request)
-    claims = verified(cloud.tokens, bearer_token(request))
+    claims = claims_or_401(cloud.tokens, bearer_token(request))
     query = documents.parse_query(slug(request), query_items(request.scope["query_string"]))
     return cloud, claims, query
 

@@ -29,7 +29,7 @@ from ...protocol.challenge import (
 )
 from ...protocol.errors import ChallengeError, CryptoError, SignatureError
 from ..errors import JWT_EXPIRED_REAUTHENTICATE, BadRequest, Unauthorized, not_a_member
-from ..tokens import Permissions, TokenClaims, TokenError
+from ..tokens import Permissions, TokenClaims, claims_or_401
 from .context import KeyRing
 from .permissions import device_permissions, member_permissions
 
@@ -106,10 +106,7 @@ async def refresh(ring: KeyRing, token: str) -> dict[str, Any]:
 
 
 def verify(ring: KeyRing, token: str, *, for_refresh: bool = False) -> TokenClaims:
-    try:
-        return ring.verified_tokens.verify(token, for_refresh=for_refresh)
-    except TokenError as exc:
-        raise Unauthorized(str(exc)) from exc
+    return claims_or_401(ring.verified_tokens, token, for_refresh=for_refresh)
 
 
 async def current_permissions(ring: KeyRing, claims: TokenClaims) -> Permissions:

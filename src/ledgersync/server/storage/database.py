@@ -412,8 +412,6 @@ class _GroupCommit:
     _committers = 0
     #: Transactions committed: how well writes are grouped.
     commits = 0
-    #: Batches rolled back and run again plan by plan (a plan raised, or a deadlock).
-    batches_rerun = 0
 
     async def run_plan(self, plan: Callable[[], Plan[T]], lock_order: str = "") -> T:
         batch = self._next_batch
@@ -661,6 +659,8 @@ class PostgresDatabase(_GroupCommit):
     dialect: ClassVar[str] = "postgresql"
     max_committers: ClassVar[int] = 4
     types: ClassVar[dict[str, str]] = {"blob": "BYTEA"}
+    #: Batches rolled back and run again plan by plan (a plan raised, or a deadlock).
+    batches_rerun = 0
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
