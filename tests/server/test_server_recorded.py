@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx2
 
-from ledgersync.protocol import KeyPair, decode_stream_blocks
+from ledgersync.protocol import KeyPair, decode_stream_blocks, resolve_stream
 from ledgersync.protocol.builders import add_member_block
 from ledgersync.server.keyring.validation import (
     Limits,
@@ -21,7 +21,7 @@ from ledgersync.server.keyring.validation import (
     validate_derivation,
     validate_root,
 )
-from ledgersync.server.storage import TrustchainInfo, open_storage
+from ledgersync.server.storage import StreamInfo, TrustchainInfo, open_storage
 
 from ..support.keyring import login_member
 from ..support.servers import RunningServer
@@ -96,3 +96,39 @@ def test_recorded_session_is_served_as_ledger_did(
     )
     assert first.put_blocks(trustchain_id, APP_1, [block]).status_code == 204
     assert login_member(client, newcomer, trustchain_id).refresh().status_code == 200
+
+
+def test_an_append_records_only_the_members_its_blocks_add() -> None:
+    """What an append stores besides its blocks: one row per member the blocks add (the
+    stored members are recorded already), so that an append's cost does not grow with the
+    stream's membership."""
+    trustchain_id = SESSION["trustchain_id"]
+    device = bytes.fromhex(SESSION["device_seed_id_public_key"])
+    blocks = decode_stream_blocks(stream("app_stream_index1_rotated"))
+    path = SESSION["app_stream_index1_rotated"]["path"]
+    info = TrustchainInfo(trustchain_id, device, ())
+    whole = validate_append(
+        info,
+        StreamInfo(path, (16, 1), 1, blocks[0].hash(), False),
+        [blocks[0].encoded],
+        blocks[1:],
+        LIMITS,
+    )
+    # The members the blocks after the Derive add: the whole stream's, less the Derive's own.
+    everyone = {member.public_key for member in resolve_stream(blocks).members}
+    creators = {member.public_key for member in resolve_stream(blocks[:1]).members}
+    assert everyone - creators and set(whole.members) == everyone - creators
+    xpriv = bytes.fromhex(
+        SESSION["app_stream_index1_rotated"]["derived"]["app_xpriv_decrypted_by_member1"]
+    )
+    newcomer = KeyPair.generate()
+    added = add_member_block(
+        member("Member 1"), blocks[-1].hash(), xpriv, newcomer.public_key, "new"
+    )
+    stored_state = StreamInfo(path, (16, 1), len(blocks), blocks[-1].hash(), False)
+    stored = [block.encoded for block in blocks]
+    update = validate_append(
+        info, stored_state, stored, decode_stream_blocks(added.encode()), LIMITS
+    )
+    assert update.members == (newcomer.public_key,)
+    assert update.height == len(blocks) + len(decode_stream_blocks(added.encode()))

@@ -23,7 +23,7 @@ Every violation is a 400 naming its rule. Blocks that extend an outdated stream 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -182,7 +182,9 @@ def validate_extension(
     _check_length(stream.height + len(blocks), limits)
     with _rules_broken(stream.path):
         resolved = extend_stream(current, blocks)
-    return _new_blocks(resolved, stream.path, stream.application, blocks), resolved
+    known = {member.public_key for member in current.members}
+    update = _new_blocks(resolved, stream.path, stream.application, blocks, known)
+    return update, resolved
 
 
 def _check_openings(blocks: Sequence[EncodedBlock], *, start: int | None) -> None:
@@ -224,7 +226,10 @@ def _new_blocks(
     path: str,
     application: tuple[int, int] | None,
     added: Sequence[EncodedBlock],
+    known_members: Set[bytes] = frozenset(),
 ) -> NewBlocks:
+    # Only the members these blocks add: the stored ones are already recorded, and writing
+    # them all again made every append cost one statement per member of the stream.
     return NewBlocks(
         path=path,
         application=application,
@@ -232,5 +237,9 @@ def _new_blocks(
         height=resolved.height,
         last_hash=resolved.last_hash,
         closed=resolved.closed,
-        members=tuple(member.public_key for member in resolved.members),
+        members=tuple(
+            member.public_key
+            for member in resolved.members
+            if member.public_key not in known_members
+        ),
     )

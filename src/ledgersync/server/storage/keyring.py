@@ -89,6 +89,7 @@ class NewBlocks:
     height: int
     last_hash: bytes
     closed: bool
+    #: The members these blocks add (all of a new stream's), to record beside the stored ones.
     members: tuple[bytes, ...]
 
 
@@ -213,24 +214,37 @@ class KeyRingStore:
         self, trustchain_id: str, member: bytes | None
     ) -> tuple[TrustchainInfo | None, list[StreamInfo]]:
         """The trustchain (None if there is none) and, if ``member`` is given, the streams
-        counting it among their members (:meth:`streams_with_member`), in one snapshot."""
-        queries: list[Query] = [
-            ("SELECT root_issuer FROM trustchains WHERE id = $1", (trustchain_id,)),
-            (
-                f"SELECT {_STREAM_COLUMNS} FROM streams WHERE trustchain_id = $1 ORDER BY path",
-                (trustchain_id,),
-            ),
-        ]
-        if member is not None:
-            queries.append(_member_streams_query(trustchain_id, member))
-        results = await self.database.read_snapshot(queries)
-        if not results[0]:
-            return None, []
-        trustchain = TrustchainInfo(
-            trustchain_id, bytes(results[0][0][0]), tuple(map(_stream, results[1]))
+        counting it among their members (:meth:`streams_with_member`): one statement, so one
+        snapshot and one round trip (every authorized Key Ring request starts with it)."""
+        columns = ", ".join(f"s.{column.strip()}" for column in _STREAM_COLUMNS.split(","))
+        args: tuple[object, ...]
+        if member is None:
+            is_member, args = "FALSE", (trustchain_id,)
+        else:
+            is_member = (
+                "EXISTS (SELECT 1 FROM stream_members m"
+                " WHERE m.trustchain_id = t.id AND m.path = s.path AND m.member = $2)"
+            )
+            args = (trustchain_id, member)
+        # One row per stream (a trustchain always has its root stream; a row of NULLs if its
+        # streams were never stored).
+        [rows] = await self.database.read_snapshot(
+            [
+                (
+                    f"SELECT t.root_issuer, {is_member}, {columns} FROM trustchains t"
+                    " LEFT JOIN streams s ON s.trustchain_id = t.id WHERE t.id = $1"
+                    " ORDER BY s.path",
+                    args,
+                )
+            ]
         )
-        member_streams = [_stream(row) for row in results[2]] if member is not None else []
-        return trustchain, member_streams
+        if not rows:
+            return None, []
+        streams = [(bool(row[1]), _stream(row[2:])) for row in rows if row[2] is not None]
+        trustchain = TrustchainInfo(
+            trustchain_id, bytes(rows[0][0]), tuple(stream for _, stream in streams)
+        )
+        return trustchain, [stream for listed, stream in streams if listed]
 
     async def was_deleted(self, trustchain_id: str) -> bool:
         [rows] = await self.database.read_snapshot(
