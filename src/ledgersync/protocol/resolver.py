@@ -67,6 +67,12 @@ class ResolvedStream:
     keys: Mapping[bytes, WrappedKey] = field(repr=False)
     blocks: tuple[EncodedBlock, ...] = field(repr=False)
     block_hashes: tuple[bytes, ...] = field(repr=False)
+    #: The issuers' public keys as parsed to check their signatures: extending the stream
+    #: checks new blocks by the same issuers without parsing their keys again (a parse
+    #: costs about as much as the verification). Not part of the stream's value.
+    parsed_keys: Mapping[bytes, coincurve.PublicKey] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def path_text(self) -> str:
@@ -156,7 +162,12 @@ class _State:
         state.creator = stream.creator
         return state
 
-    def result(self, blocks: tuple[EncodedBlock, ...], hashes: list[bytes]) -> ResolvedStream:
+    def result(
+        self,
+        blocks: tuple[EncodedBlock, ...],
+        hashes: list[bytes],
+        parsed_keys: Mapping[bytes, coincurve.PublicKey],
+    ) -> ResolvedStream:
         return ResolvedStream(
             path=self.path,
             is_root=self.is_root,
@@ -169,6 +180,7 @@ class _State:
             keys=dict(self.keys),
             blocks=blocks,
             block_hashes=tuple(hashes),
+            parsed_keys=parsed_keys,
         )
 
 
@@ -192,7 +204,7 @@ def resolve_stream(
     key_cache: dict[bytes, coincurve.PublicKey] = {}
     for height, encoded in enumerate(blocks):
         _apply_block(state, height, encoded, hashes, key_cache, rules, first_parent)
-    return state.result(tuple(blocks), hashes)
+    return state.result(tuple(blocks), hashes, key_cache)
 
 
 def extend_stream(
@@ -210,10 +222,10 @@ def extend_stream(
     """
     state = _State.resumed(stream)
     hashes = list(stream.block_hashes)
-    key_cache: dict[bytes, coincurve.PublicKey] = {}
+    key_cache = dict(stream.parsed_keys)
     for height, encoded in enumerate(blocks, start=stream.height):
         _apply_block(state, height, encoded, hashes, key_cache, rules, None)
-    return state.result(stream.blocks + tuple(blocks), hashes)
+    return state.result(stream.blocks + tuple(blocks), hashes, key_cache)
 
 
 def _apply_block(

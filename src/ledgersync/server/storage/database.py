@@ -213,7 +213,10 @@ async def connect(url: str) -> Database:
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
+@functools.lru_cache(maxsize=512)
 def _sqlite_sql(sql: str) -> str:
+    """PostgreSQL's ``$n`` placeholders as SQLite's ``?n`` (the statements are a few hundred
+    constant texts: translated once each)."""
     return _PLACEHOLDER.sub(r"?\1", sql)
 
 

@@ -94,6 +94,8 @@ class NewBlocks:
 
 
 _STREAM_COLUMNS = "path, application_id, application_index, height, last_hash, closed"
+#: The same columns of a table aliased ``s``.
+_S_STREAM_COLUMNS = ", ".join(f"s.{column.strip()}" for column in _STREAM_COLUMNS.split(","))
 
 V = TypeVar("V")
 
@@ -216,7 +218,6 @@ class KeyRingStore:
         """The trustchain (None if there is none) and, if ``member`` is given, the streams
         counting it among their members (:meth:`streams_with_member`): one statement, so one
         snapshot and one round trip (every authorized Key Ring request starts with it)."""
-        columns = ", ".join(f"s.{column.strip()}" for column in _STREAM_COLUMNS.split(","))
         args: tuple[object, ...]
         if member is None:
             is_member, args = "FALSE", (trustchain_id,)
@@ -231,7 +232,7 @@ class KeyRingStore:
         [rows] = await self.database.read_snapshot(
             [
                 (
-                    f"SELECT t.root_issuer, {is_member}, {columns} FROM trustchains t"
+                    f"SELECT t.root_issuer, {is_member}, {_S_STREAM_COLUMNS} FROM trustchains t"
                     " LEFT JOIN streams s ON s.trustchain_id = t.id WHERE t.id = $1"
                     " ORDER BY s.path",
                     args,
@@ -404,9 +405,8 @@ def _blocks_query(trustchain_id: str, path: str, below: int | None = None) -> Qu
 
 
 def _member_streams_query(trustchain_id: str, member: bytes) -> Query:
-    columns = ", ".join(f"s.{column.strip()}" for column in _STREAM_COLUMNS.split(","))
     return (
-        f"SELECT {columns} FROM stream_members m JOIN streams s"
+        f"SELECT {_S_STREAM_COLUMNS} FROM stream_members m JOIN streams s"
         " ON s.trustchain_id = m.trustchain_id AND s.path = m.path"
         " WHERE m.trustchain_id = $1 AND m.member = $2 ORDER BY s.path",
         (trustchain_id, member),
