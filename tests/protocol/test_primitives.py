@@ -5,7 +5,7 @@ import hashlib
 import pytest
 from mnemonic import Mnemonic
 
-from ledgersync.protocol import crypto
+from ledgersync.protocol import KeyPair, crypto
 from ledgersync.protocol.errors import CryptoError, SignatureError
 
 h = bytes.fromhex
@@ -154,3 +154,14 @@ def test_invalid_private_keys_are_refused(key):
 def test_invalid_public_keys_are_refused(key):
     with pytest.raises(CryptoError):
         crypto.load_public_key(h(key))
+
+
+def test_a_public_key_is_parsed_once_and_a_bad_one_refused_every_time() -> None:
+    """Parsing is memoized (a decompression costs about a verification): the same bytes give
+    the same parsed key; a failure is never remembered as a success."""
+    key = KeyPair.generate().public_key
+    assert crypto.load_public_key(key) is crypto.load_public_key(bytearray(key))
+    not_on_the_curve = b"\x02" + b"\xff" * 32  # x is not below the field's prime
+    for _ in range(2):
+        with pytest.raises(CryptoError, match="not a point"):
+            crypto.load_public_key(not_on_the_curve)

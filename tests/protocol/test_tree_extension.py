@@ -1,7 +1,6 @@
 """Extending a resolved tree resolves only the new blocks, yet gives resolve_tree's results and
 errors."""
 
-import coincurve
 import pytest
 
 from ledgersync.protocol import (
@@ -10,10 +9,7 @@ from ledgersync.protocol import (
     StreamTree,
     application_path,
     builders,
-    crypto,
-    decode_stream_blocks,
     encode_stream,
-    extend_stream,
     resolve_tree,
 )
 from ledgersync.protocol.block import Block
@@ -120,23 +116,3 @@ def test_appending_to_the_root_keeps_the_derived_streams() -> None:
     extended = tree.tree.extended((), encoded(member))
     assert extended == resolve_tree([encoded(tree.seed, member), encoded(*tree.app)])
     assert extended.derived == tree.tree.derived
-
-
-def test_extending_parses_no_issuer_key_it_already_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A key parse costs about a verification: an issuer already seen is not parsed again."""
-    tree = Tree()
-    first = tree.add_member(tree.alice, tree.app[-1].hash(), "bob")
-    second = tree.add_member(tree.alice, first.hash(), "carol")
-    parsed: list[bytes] = []
-    load = crypto.load_public_key
-
-    def counting_load(public_key: bytes) -> coincurve.PublicKey:
-        parsed.append(public_key)
-        return load(public_key)
-
-    monkeypatch.setattr(crypto, "load_public_key", counting_load)
-    once = extend_stream(tree.tree.derived[APP], decode_stream_blocks(encoded(first)))
-    assert parsed == [tree.alice.public_key]  # the Derive was the device's, alice is new
-    twice = extend_stream(once, decode_stream_blocks(encoded(second)))
-    assert parsed == [tree.alice.public_key]
-    assert twice == tree.resolved_whole(first, second).derived[APP]

@@ -9,6 +9,7 @@ through libsecp256k1 (coincurve), the same code Ledger's clients run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -56,6 +57,15 @@ def load_public_key(public_key: bytes) -> coincurve.PublicKey:
     """Parse a 33-byte compressed point, raising :class:`CryptoError` if it is not one."""
     if len(public_key) != 33 or public_key[0] not in (2, 3):
         raise CryptoError("a public key is a 33-byte compressed secp256k1 point (02/03 prefix)")
+    return _parsed_public_key(bytes(public_key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_public_key(public_key: bytes) -> coincurve.PublicKey:
+    """A memo of a pure function, bounded: decompressing a point costs about as much as
+    verifying a signature, and the same few keys come back (the server's own key in every
+    challenge, a member's key in each of its logins and blocks). Parsed keys are never
+    mutated here (``multiply`` and ``add`` return new keys); failures are not remembered."""
     try:
         return coincurve.PublicKey(public_key)
     except ValueError as exc:

@@ -25,8 +25,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import coincurve
-
 from . import crypto, permissions
 from .block import EncodedBlock, decode_stream_blocks
 from .commands import (
@@ -67,12 +65,6 @@ class ResolvedStream:
     keys: Mapping[bytes, WrappedKey] = field(repr=False)
     blocks: tuple[EncodedBlock, ...] = field(repr=False)
     block_hashes: tuple[bytes, ...] = field(repr=False)
-    #: The issuers' public keys as parsed to check their signatures: extending the stream
-    #: checks new blocks by the same issuers without parsing their keys again (a parse
-    #: costs about as much as the verification). Not part of the stream's value.
-    parsed_keys: Mapping[bytes, coincurve.PublicKey] = field(
-        default_factory=dict, repr=False, compare=False
-    )
 
     @property
     def path_text(self) -> str:
@@ -162,12 +154,7 @@ class _State:
         state.creator = stream.creator
         return state
 
-    def result(
-        self,
-        blocks: tuple[EncodedBlock, ...],
-        hashes: list[bytes],
-        parsed_keys: Mapping[bytes, coincurve.PublicKey],
-    ) -> ResolvedStream:
+    def result(self, blocks: tuple[EncodedBlock, ...], hashes: list[bytes]) -> ResolvedStream:
         return ResolvedStream(
             path=self.path,
             is_root=self.is_root,
@@ -180,7 +167,6 @@ class _State:
             keys=dict(self.keys),
             blocks=blocks,
             block_hashes=tuple(hashes),
-            parsed_keys=parsed_keys,
         )
 
 
@@ -201,10 +187,9 @@ def resolve_stream(
         raise DecodeError("a stream holds at least one block")
     state = _State()
     hashes: list[bytes] = []
-    key_cache: dict[bytes, coincurve.PublicKey] = {}
     for height, encoded in enumerate(blocks):
-        _apply_block(state, height, encoded, hashes, key_cache, rules, first_parent)
-    return state.result(tuple(blocks), hashes, key_cache)
+        _apply_block(state, height, encoded, hashes, rules, first_parent)
+    return state.result(tuple(blocks), hashes)
 
 
 def extend_stream(
@@ -222,10 +207,9 @@ def extend_stream(
     """
     state = _State.resumed(stream)
     hashes = list(stream.block_hashes)
-    key_cache = dict(stream.parsed_keys)
     for height, encoded in enumerate(blocks, start=stream.height):
-        _apply_block(state, height, encoded, hashes, key_cache, rules, None)
-    return state.result(stream.blocks + tuple(blocks), hashes, key_cache)
+        _apply_block(state, height, encoded, hashes, rules, None)
+    return state.result(stream.blocks + tuple(blocks), hashes)
 
 
 def _apply_block(
@@ -233,7 +217,6 @@ def _apply_block(
     height: int,
     encoded: EncodedBlock,
     hashes: list[bytes],
-    key_cache: dict[bytes, coincurve.PublicKey],
     rules: PermissionRules,
     first_parent: bytes | None,
 ) -> None:
@@ -253,10 +236,7 @@ def _apply_block(
     if not block.signature:
         raise fail("signature", "the block is not signed")
     try:
-        key = key_cache.get(block.issuer)
-        if key is None:
-            key = key_cache[block.issuer] = crypto.load_public_key(block.issuer)
-        crypto.verify_signature(key, encoded.signing_digest(), block.signature)
+        crypto.verify_signature(block.issuer, encoded.signing_digest(), block.signature)
     except (SignatureError, CryptoError) as exc:
         raise fail("signature", f"invalid signature by {block.issuer.hex()}: {exc}") from exc
     block_hash = encoded.hash()
