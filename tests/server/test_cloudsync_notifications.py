@@ -58,7 +58,8 @@ async def test_deleting_the_trustchain_tells_its_documents_subscribers(
     empty_slug = await subscribe(server.ws_url, member.token, slug="other")
     elsewhere = await subscribe(server.ws_url, stranger.token)
     try:
-        assert await next_frame(live) == "3"  # (a slug without data sends no first frame)
+        assert await next_frame(live) == "3"
+        assert await next_frame(empty_slug) == "0"  # subscribed: a slug without data says 0
         assert await next_frame(elsewhere) == "1"
         response = member.session.delete(f"/v1/trustchain/{member.trustchain_id}")
         assert response.status_code == 204
@@ -80,6 +81,7 @@ async def test_ping_pong_and_a_silent_client_is_closed(
     member = new_member(server.client())
     socket = await subscribe(server.ws_url, member.token)
     try:
+        assert await next_frame(socket, skip_pings=False) == "0"  # subscribed, no document
         assert await next_frame(socket, skip_pings=False) == "ping"
         await socket.send("pong")
         assert await next_frame(socket, skip_pings=False) == "ping"

@@ -314,3 +314,36 @@ async def test_deactivating_an_instance_already_removed_still_purges_it(
     assert store.load("tablet").purged.reason == "deactivated"  # type: ignore[union-attr]
     scan_for_secrets(store.path_for("tablet"), ["Main", ETH])
     assert laptop.record().active
+
+
+async def test_a_watcher_with_no_data_sees_the_trustchain_deleted_at_once(
+    wallets: WalletFactory, device: SoftwareDevice
+) -> None:
+    """An instance that never synced data (version 0) learns of the deletion from the server's
+    notification, not at its next poll (10 minutes away here) or when its token expires."""
+    laptop, phone = wallets("laptop"), wallets("phone")
+    for member in (laptop, phone):
+        await member.activate(device)
+    assert phone.record().version == 0
+    stop, listening = asyncio.Event(), asyncio.Event()
+    errors: list[WalletError] = []
+    watcher = asyncio.create_task(
+        phone.watch(
+            stop,
+            on_report=lambda _report: None,
+            on_error=errors.append,
+            poll_interval=600,
+            on_listening=listening.set,
+        )
+    )
+    try:
+        await asyncio.wait_for(listening.wait(), timeout=10)
+        await laptop.deactivate()
+        with pytest.raises(InstancePurged):
+            await asyncio.wait_for(asyncio.shield(watcher), timeout=10)
+    finally:
+        stop.set()
+        await asyncio.gather(watcher, return_exceptions=True)
+    # Ejected like a removed member: its stream is closed, its trustchain gone.
+    assert phone.record().purged is not None and phone.record().trustchain is None
+    assert errors == []

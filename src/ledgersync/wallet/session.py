@@ -420,6 +420,12 @@ class Wallet:
                     if first:  # the server sends the current version once subscribed
                         first = False
                         on_listening()
+                    elif version == 0:
+                        # Deleted since we subscribed: the document, by a rotation closing its
+                        # stream, or the whole trustchain. An instance that holds no data
+                        # (version 0 as well) would see no change: check the trustchain again.
+                        self._checked_empty = None
+                        wake.set()
                     if version != self.record().version:
                         wake.set()
 

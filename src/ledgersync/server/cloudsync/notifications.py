@@ -227,9 +227,10 @@ class NotificationHub:
             if await self._store.closed(topic[1], topic[2]):
                 retired.append(topic)
                 continue
+            # 0 when there is none (as after a deletion): every subscription is answered at
+            # once, so that a client knows when it is followed, even on an empty document.
             document = await self._store.get(DocumentKey(*topic))
-            if document is not None:
-                self._send(subscriber, str(document.version))
+            self._send(subscriber, "0" if document is None else str(document.version))
         if retired:
             self._detach(subscriber, retired)
             if not subscriber.topics:
