@@ -106,6 +106,8 @@ async def run_session(url: str, secrets: Secrets) -> None:
         data = {"accounts": [], "accountNames": {"js:2:bitcoin:xpub": marker}}
         notes = clouds[1].notifications(trustchains[1], credentials[1])
         async with notes:
+            # subscribed (the server answers with the version, 0: no document yet)
+            assert await asyncio.wait_for(anext(notes), 30) == 0
             pushed = await clouds[0].push(trustchains[0], credentials[0], data)
             assert await asyncio.wait_for(anext(notes), 30) == pushed.version
         pulled = await clouds[1].pull(trustchains[1], credentials[1])

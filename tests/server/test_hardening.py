@@ -442,6 +442,7 @@ async def test_serve_logs_carry_no_address_room_key_or_token_even_at_debug_level
         source = ("127.0.0.3", 0)
         await relay_one_frame(process.ws_url, room, source)
         socket = await subscribe(process.ws_url, member.token)
+        assert await next_frame(socket) == "0"  # subscribed (no document yet)
         assert member.post(1, b64("x")).json() == {"status": "updated"}
         assert await next_frame(socket) == "1"
         await socket.close()
