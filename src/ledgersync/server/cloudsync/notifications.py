@@ -5,8 +5,9 @@ frames:
 
 * the client's first frame is its access token (audience ``CloudSync``); the socket then
   listens to every (id, path) the token's permissions grant, for this slug, and the server
-  sends the current version of each such document that exists (the SDK's observable "emits
-  the current version once at first");
+  sends the current version of each such document, ``0`` for one that does not exist (the
+  SDK's observable "emits the current version once at first"; so a client knows it is
+  followed even on an empty document);
 * after each committed write the server sends the new version number, in decimal, to every
   socket listening to that document, in whichever process of the deployment it is (the
   storage announces each committed change, :mod:`~ledgersync.server.storage.changes`,
