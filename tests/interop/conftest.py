@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from ledgersync.device.identity import DeviceIdentity, generate_mnemonic
+from ledgersync.testing import LocalServer
 
 from ..support.vectors import load_vectors
 from .js import JsInstance, ensure_node_packages
-from .server import Server
 
 _install_error: list[str] = []
 _installed: list[bool] = []
@@ -61,9 +61,9 @@ def attestation_keys() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[Server]:
+def server() -> Iterator[LocalServer]:
     """A real ``ledgersync serve`` shared by the tests (each test makes its own trustchain)."""
-    running = Server().start()
+    running = LocalServer().start()
     yield running
     running.close()
 
@@ -82,7 +82,7 @@ def device_key(phrase: str) -> str:
 
 @pytest.fixture
 def js_for(
-    make_js: Callable[[str], JsInstance], server: Server, attestation_keys: dict[str, Any]
+    make_js: Callable[[str], JsInstance], server: LocalServer, attestation_keys: dict[str, Any]
 ) -> Callable[..., JsInstance]:
     """``js_for(name, device_key)``: a configured JS instance with fresh member credentials.
 

@@ -24,9 +24,9 @@ from ledgersync.protocol.challenge import (
     build_challenge,
     decode_attestation,
 )
+from ledgersync.testing import LocalServer
 
 from .js import JsError, JsInstance
-from .server import Server
 
 APP_PATH = "m/0'/16'/0'"
 
@@ -101,7 +101,7 @@ def test_ledger_apdu_device_logs_in_with_our_emulator(js_offline: JsInstance) ->
 
 
 def test_ledger_hw_device_provider_with_our_emulator_against_our_server(
-    make_js: Callable[[str], JsInstance], server: Server
+    make_js: Callable[[str], JsInstance], server: LocalServer
 ) -> None:
     """Ledger's own HWDeviceProvider and ApduDevice (the path Ledger Live takes with a real
     Nano) log our emulated Ledger Sync app in to our server, create the trustchain, add a

@@ -19,9 +19,9 @@ from ledgersync.sdk.cloudsync import CloudSyncSDK, DeletedData, NewData, PushedD
 from ledgersync.sdk.credentials import MemberCredentials, Trustchain, TrustchainMember
 from ledgersync.sdk.errors import TrustchainOutdated
 from ledgersync.sdk.trustchain import TrustchainSDK
+from ledgersync.testing import LocalServer
 
 from .js import JsError, JsInstance
-from .server import Server
 
 JsFor = Callable[..., JsInstance]
 
@@ -180,7 +180,7 @@ class PyCloud:
 
 
 @pytest.fixture
-async def py_cloud(server: Server) -> AsyncIterator[Callable[[str], PyCloud]]:
+async def py_cloud(server: LocalServer) -> AsyncIterator[Callable[[str], PyCloud]]:
     made: list[PyCloud] = []
 
     def make(name: str) -> PyCloud:

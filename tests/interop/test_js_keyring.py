@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from ledgersync.protocol import parse_path, resolve_tree
+from ledgersync.testing import LocalServer
 
 from .js import JsError, JsInstance, shown_qr_url
-from .server import Server
 
 OWNER = 0xFFFFFFFF
 JsFor = Callable[..., JsInstance]
@@ -31,7 +31,7 @@ def member(instance: JsInstance, name: str) -> dict[str, Any]:
     return {"id": creds["pubkey"], "name": name, "permissions": OWNER}
 
 
-def fetch_tree(server: Server, instance: JsInstance) -> dict[str, str]:
+def fetch_tree(server: LocalServer, instance: JsInstance) -> dict[str, str]:
     """``GET /v1/trustchain/{id}`` with the instance's member token (via Ledger's withAuth)."""
     jwt = instance.call("withAuth")
     root_id = instance.call("getState")["trustchain"]["rootId"]
@@ -64,7 +64,9 @@ def pair_by_qr(host: JsInstance, candidate: JsInstance, *, digits: str | None = 
                 raise
 
 
-def test_create_join_members_and_encryption(js_for: JsFor, device_key: str, server: Server) -> None:
+def test_create_join_members_and_encryption(
+    js_for: JsFor, device_key: str, server: LocalServer
+) -> None:
     alice = js_for("Alice", device_key)
     created = alice.call("getOrCreateTrustchain")
     assert created["type"] == "created"
@@ -151,7 +153,9 @@ def test_qr_pairing_two_synced_instances_is_refused(js_for: JsFor, device_key: s
     assert host_error.value.name == "TrustchainAlreadyInitialized"
 
 
-def test_remove_member_rotates_and_ejects(js_for: JsFor, device_key: str, server: Server) -> None:
+def test_remove_member_rotates_and_ejects(
+    js_for: JsFor, device_key: str, server: LocalServer
+) -> None:
     alice, bob, carol = (js_for(name, device_key) for name in ("Alice", "Bob", "Carol"))
     old = alice.call("getOrCreateTrustchain")["trustchain"]
     bob.call("getOrCreateTrustchain")
@@ -257,13 +261,13 @@ def wait_past(moment: float, timeout: float = 30) -> None:
 
 @pytest.fixture(scope="module")
 def short_token_server() -> Any:
-    running = Server(access_token_ttl=2, refresh_window=5).start()
+    running = LocalServer(access_token_ttl=2, refresh_window=5).start()
     yield running
     running.close()
 
 
 def test_token_expiry_refresh_and_reauthentication(
-    js_for: JsFor, device_key: str, short_token_server: Server
+    js_for: JsFor, device_key: str, short_token_server: LocalServer
 ) -> None:
     """Access tokens live 2 s and can be refreshed for 5 s: Ledger's SDK refreshes an
     expired token, then logs in again once the refresh window is over."""

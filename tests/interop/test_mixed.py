@@ -20,9 +20,9 @@ from ledgersync.sdk.credentials import MemberCredentials, Trustchain, Trustchain
 from ledgersync.sdk.errors import TrustchainEjected
 from ledgersync.sdk.qr import DigitsRequest, pair_as_candidate, pair_as_host
 from ledgersync.sdk.trustchain import TrustchainSDK
+from ledgersync.testing import LocalServer
 
 from .js import JsError, JsInstance, shown_qr_url
-from .server import Server
 
 JsFor = Callable[..., JsInstance]
 
@@ -54,7 +54,7 @@ class PyInstance:
 
 
 @pytest.fixture
-async def python_for(server: Server) -> AsyncIterator[Callable[[str], PyInstance]]:
+async def python_for(server: LocalServer) -> AsyncIterator[Callable[[str], PyInstance]]:
     made: list[PyInstance] = []
 
     def make(name: str) -> PyInstance:

@@ -19,6 +19,7 @@ import pytest
 
 from ledgersync.device.approval import approve_all
 from ledgersync.device.software import SoftwareDevice
+from ledgersync.testing import LocalServer
 from ledgersync.wallet import (
     LABELS_KEY,
     InstanceStore,
@@ -32,7 +33,6 @@ from ledgersync.wallet import (
 )
 
 from .js import JsInstance
-from .server import Server
 
 JsFor = Callable[..., JsInstance]
 
@@ -50,7 +50,7 @@ def account(tag: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def py_wallet(tmp_path: Path, server: Server) -> AsyncIterator[Wallet]:
+async def py_wallet(tmp_path: Path, server: LocalServer) -> AsyncIterator[Wallet]:
     store = InstanceStore(tmp_path / "home")
     store.create("python", server.url, member_name="Python laptop")
     async with Wallet(store, "python") as wallet:
