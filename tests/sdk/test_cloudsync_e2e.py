@@ -34,6 +34,7 @@ from ledgersync.sdk.errors import (
     TrustchainOutdated,
 )
 from ledgersync.sdk.http import HTTPOptions
+from ledgersync.sdk.notifications import Notice
 
 from ..support.devices import software_device
 from ..support.instances import Instance, InstanceFactory, move_past
@@ -299,6 +300,10 @@ async def next_version(iterator: Any) -> int:
     return int(await asyncio.wait_for(anext(iterator), timeout=30))
 
 
+async def next_notice(notices: AsyncIterator[Notice]) -> Notice:
+    return await asyncio.wait_for(anext(notices), timeout=30)
+
+
 async def wait_for(condition: Callable[[], bool], what: str, seconds: float = 10) -> None:
     """Poll a condition driven by wall-clock timers (the server's pings) under a deadline."""
     deadline = time.monotonic() + seconds
@@ -326,31 +331,32 @@ async def test_notifications(synced: list[Instance], server: RunningServer) -> N
         # would be taken below for the version that follows the token renewal.)
         await linux_cloud.push(linux.tc, linux.credentials, {"n": 1})
         async with notes:
-            assert await next_version(notes) == 1  # the socket is subscribed from now on
+            notices = notes.notices()  # the versions, each saying whether it answers a token
+            assert await next_notice(notices) == Notice(1, subscribed=True)
             await wait_for(lambda: notes.pings >= 2, "two pings answered", 10 * PING_INTERVAL)
 
             # The token expires: "JWT expired", a fresh token, the current version again.
             claims = token_claims((await mac.sdk.get_jwt(mac.tc, mac.credentials)).access_token)
             move_past(server, claims["exp"])
-            assert await next_version(notes) == 1
+            assert await next_notice(notices) == Notice(1, subscribed=True)
             assert (notes.tokens_sent, notes.connections) == (2, 1)
             await linux_cloud.push(linux.tc, linux.credentials, {"n": 2})
-            assert await next_version(notes) == 2
+            assert await next_notice(notices) == Notice(2, subscribed=False)
 
             # The network breaks: a new connection, a fresh token, the current version.
             proxy.cut()
-            assert await next_version(notes) == 2
+            assert await next_notice(notices) == Notice(2, subscribed=True)
             assert (notes.tokens_sent, notes.connections) == (3, 2)
             await linux_cloud.push(linux.tc, linux.credentials, {"n": 3})
-            assert await next_version(notes) == 3
+            assert await next_notice(notices) == Notice(3, subscribed=False)
             await linux_cloud.destroy(linux.tc, linux.credentials)
-            assert await next_version(notes) == 0  # deleted
+            assert await next_notice(notices) == Notice(0, subscribed=False)  # deleted
 
             # The server stays out of reach: the subscription gives up with a typed error.
             proxy.refuse()
             proxy.cut()
             with pytest.raises(NetworkError, match="gave up"):
-                await next_version(notes)
+                await next_notice(notices)
         await watcher.aclose()
 
 

@@ -16,6 +16,7 @@ import pytest
 from ledgersync.device.software import SoftwareDevice
 from ledgersync.protocol import userdata
 from ledgersync.sdk import HTTPOptions, TrustchainSDK
+from ledgersync.testing import LocalServer
 from ledgersync.wallet import (
     InstancePurged,
     InstanceStore,
@@ -347,3 +348,46 @@ async def test_a_watcher_with_no_data_sees_the_trustchain_deleted_at_once(
     # Ejected like a removed member: its stream is closed, its trustchain gone.
     assert phone.record().purged is not None and phone.record().trustchain is None
     assert errors == []
+
+
+async def test_a_watcher_listens_again_after_a_reconnection_without_a_spurious_round(
+    store: InstanceStore, device: SoftwareDevice
+) -> None:
+    """The server's answer to each new subscription (``0``: no document yet) tells the watcher
+    it is listening again; it is not taken for a deletion, so it costs no round (and no
+    trustchain check). The next round is the one a real change asks for."""
+    with LocalServer() as own:
+        for name in ("laptop", "phone"):
+            store.create(name, own.url)
+        laptop, phone = Wallet(store, "laptop"), Wallet(store, "phone")
+        try:
+            for member in (laptop, phone):
+                await member.activate(device)
+            assert phone.record().version == 0
+            stop, reports = asyncio.Event(), asyncio.Queue[SyncReport]()
+            subscriptions, errors = asyncio.Queue[None](), list[WalletError]()
+            watcher = asyncio.create_task(
+                phone.watch(
+                    stop,
+                    on_report=reports.put_nowait,
+                    on_error=errors.append,
+                    poll_interval=600,
+                    on_listening=lambda: subscriptions.put_nowait(None),
+                )
+            )
+            try:
+                await asyncio.wait_for(subscriptions.get(), timeout=10)
+                assert (await reports.get()).version == 0  # the first round
+                own.restart()  # the socket closes; the SDK reconnects with a fresh token
+                await asyncio.wait_for(subscriptions.get(), timeout=30)
+                await laptop.edit(lambda doc: add_account(doc, account_descriptor(ETH), "Main"))
+                assert (await laptop.sync()).pushed
+                report = await asyncio.wait_for(reports.get(), timeout=10)
+                assert report.version == 1 and ETH in {change.entry for change in report.received}
+            finally:
+                stop.set()
+                await asyncio.gather(watcher, return_exceptions=True)
+            assert errors == [] and reports.empty()
+        finally:
+            await laptop.aclose()
+            await phone.aclose()

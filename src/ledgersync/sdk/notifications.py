@@ -12,13 +12,19 @@ the subscription survives a broken connection: it reconnects (short backoff, at 
 ``max_reconnects`` failures in a row, then :class:`NetworkError`) and authenticates the new
 connection with a fresh token. A server refusal (close 1008: invalid token, no permission)
 ends it with an error; ``reconnect=False`` makes any close end it, as Ledger's does.
+
+Iterating gives the versions alone, as Ledger's observable does. :meth:`Notifications.notices`
+also says which of them answer a subscription: the first version after each token sent (on
+every connection and every renewal) is the server's answer, the document's current version
+(``0``: none), not a change; a ``0`` that is not such an answer is a deletion.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -36,6 +42,16 @@ JWT_EXPIRED = wire.NOTIFY_JWT_EXPIRED
 CLOSE_POLICY = wire.CLOSE_POLICY
 
 _END = object()
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A version from the server; ``subscribed``: it answers a token just sent (the current
+    version on subscribing, or on resuming after a renewal or a reconnection), rather than
+    announcing a change."""
+
+    version: int
+    subscribed: bool
 
 
 class Notifications:
@@ -65,6 +81,8 @@ class Notifications:
         self._task: asyncio.Task[None] | None = None
         self._connection: ClientConnection | None = None
         self._closed = False
+        # A token was sent and the server's answer to it has not come yet.
+        self._awaiting_answer = False
         #: Connections opened, tokens sent, pings answered.
         self.connections = 0
         self.tokens_sent = 0
@@ -93,6 +111,20 @@ class Notifications:
         return self
 
     async def __anext__(self) -> int:
+        return (await self._next_notice()).version
+
+    async def notices(self) -> AsyncIterator[Notice]:
+        """The versions with what each one is (:class:`Notice`); iterate this or the versions,
+        not both."""
+        self.start()
+        while True:
+            try:
+                notice = await self._next_notice()
+            except StopAsyncIteration:
+                return
+            yield notice
+
+    async def _next_notice(self) -> Notice:
         item = await self._queue.get()
         if item is _END:
             self._queue.put_nowait(_END)  # every later call ends too
@@ -100,7 +132,7 @@ class Notifications:
         if isinstance(item, BaseException):
             self._queue.put_nowait(_END)
             raise item
-        assert isinstance(item, int)
+        assert isinstance(item, Notice)
         return item
 
     async def aclose(self) -> None:
@@ -124,6 +156,7 @@ class Notifications:
 
     async def _send_token(self, connection: ClientConnection) -> None:
         token = await self._get_token()
+        self._awaiting_answer = True
         await connection.send(token)
         self.tokens_sent += 1
 
@@ -178,7 +211,8 @@ class Notifications:
             except ValueError:
                 log.warning("cloud sync notifications: unexpected frame %r", text[:80])
                 return
-            self._queue.put_nowait(version)
+            self._queue.put_nowait(Notice(version, subscribed=self._awaiting_answer))
+            self._awaiting_answer = False
 
     def _ended(self, connection: ClientConnection) -> str:
         """Why the connection ended; raises if the server refused us."""

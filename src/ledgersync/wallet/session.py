@@ -413,20 +413,21 @@ class Wallet:
         """Wake the loop whenever the server announces a version we do not have."""
         trustchain, credentials = self._active(record)
         _, cloud = self._sdks(record)
-        first = True
         with contextlib.suppress(sdk_errors.LedgerSyncError, OSError, WalletError):
             async with cloud.notifications(trustchain, credentials) as versions:
-                async for version in versions:
-                    if first:  # the server sends the current version once subscribed
-                        first = False
+                async for notice in versions.notices():
+                    if notice.subscribed:
+                        # The current version, answering a token: on every (re)connection
+                        # and renewal, each after a fresh token (a Key Ring refresh, which
+                        # would have failed had the trustchain been deleted meanwhile).
                         on_listening()
-                    elif version == 0:
+                    elif notice.version == 0:
                         # Deleted since we subscribed: the document, by a rotation closing its
                         # stream, or the whole trustchain. An instance that holds no data
                         # (version 0 as well) would see no change: check the trustchain again.
                         self._checked_empty = None
                         wake.set()
-                    if version != self.record().version:
+                    if notice.version != self.record().version:
                         wake.set()
 
     async def _wait(
