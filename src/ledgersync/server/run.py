@@ -21,7 +21,9 @@ from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.config import STARTUP_FAILURE
 
+from .accept import Listener
 from .app import create_app
 from .config import LEDGER_PROD_ATTESTATION_KEY, LEDGER_TEST_ATTESTATION_KEY, ServerConfig
 from .keys import load_or_create_keys
@@ -104,13 +106,35 @@ def bind_socket(host: str, port: int, *, port_setting: str, address_setting: str
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, saying where it listens also when given its socket."""
+    """uvicorn's server on the sockets ``run`` bound, each served by a
+    :class:`~ledgersync.server.accept.Listener` (every waiting connection accepted at once,
+    where the loop's own server takes one per iteration), saying where it listens."""
 
     banner: ServerConfig | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if sockets is not None and not self.should_exit:
+        if sockets is None:  # uvicorn binds its own socket (not how ``run`` starts it)
+            await super().startup()
+            return
+        # uvicorn's startup for given sockets, with our listeners in place of the loop's
+        # servers (uvicorn only closes and awaits them at shutdown).
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            sys.exit(STARTUP_FAILURE)
+        config, state, app_state = self.config, self.server_state, self.lifespan.state
+
+        def create_protocol() -> asyncio.Protocol:
+            protocol: asyncio.Protocol = config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=state, app_state=app_state
+            )
+            return protocol
+
+        listeners = [Listener(each, create_protocol, backlog=config.backlog) for each in sockets]
+        for listener in listeners:
+            listener.start()
+        self.servers = listeners  # type: ignore[assignment]
+        self.started = True
+        if not self.should_exit:
             self._log_started_message(sockets)
             if len(sockets) > 1:
                 log.info(
