@@ -4,9 +4,10 @@ and a pause (not a busy loop) when the process runs out of descriptors."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -54,44 +55,42 @@ def connect(listening: socket.socket, count: int) -> list[socket.socket]:
     return clients
 
 
+@contextlib.asynccontextmanager
+async def started(listener: Listener, real: socket.socket, clients: int) -> AsyncIterator[Listener]:
+    """``listener`` started on ``real``, with ``clients`` connections waiting; all closed after."""
+    listener.start()
+    connected = connect(real, clients)
+    try:
+        yield listener
+    finally:
+        listener.close()
+        await listener.wait_closed()
+        for client in connected:
+            client.close()
+        real.close()
+
+
 async def test_every_waiting_connection_is_accepted_in_one_readiness(
     counted: type[Counted],
 ) -> None:
     listening = bound()
-    listener = Listener(listening, counted, backlog=64)
-    listener.start()
-    clients = connect(listening, 20)
-    try:
+    async with started(Listener(listening, counted, backlog=64), listening, 20) as listener:
         listener.accept_waiting()  # what one readiness of the socket does
         assert listener.accepted == 20
         counted.expected = 20
         await asyncio.wait_for(counted.all_made.wait(), DEADLINE)  # each has its protocol
-    finally:
-        listener.close()
-        await listener.wait_closed()
-        for client in clients:
-            client.close()
-        listening.close()
 
 
 async def test_a_readiness_accepts_at_most_a_batch(counted: type[Counted]) -> None:
     listening = bound()
-    listener = Listener(listening, counted, backlog=64, batch=8)
-    listener.start()
-    clients = connect(listening, 20)
-    try:
+    batched = Listener(listening, counted, backlog=64, batch=8)
+    async with started(batched, listening, 20) as listener:
         listener.accept_waiting()
         assert listener.accepted == 8
         # the loop sees the socket still readable and takes the rest in later readinesses
         counted.expected = 20
         await asyncio.wait_for(counted.all_made.wait(), DEADLINE)
         assert listener.accepted == 20
-    finally:
-        listener.close()
-        await listener.wait_closed()
-        for client in clients:
-            client.close()
-        listening.close()
 
 
 class OutOfDescriptors:
@@ -121,10 +120,8 @@ async def test_running_out_of_descriptors_pauses_accepting_then_resumes(
     monkeypatch.setattr(accept, "RETRY_AFTER", 0.05)
     real = bound()
     flaky = OutOfDescriptors(real)
-    listener = Listener(flaky, counted, backlog=8)  # type: ignore[arg-type]
-    listener.start()
-    clients = connect(real, 1)
-    try:
+    failing = Listener(flaky, counted, backlog=8)  # type: ignore[arg-type]
+    async with started(failing, real, 1) as listener:
         listener.accept_waiting()
         assert flaky.failed and listener.accepted == 0 and listener.paused
         assert "cannot accept connections for now (Too many open files)" in caplog.text
@@ -133,28 +130,14 @@ async def test_running_out_of_descriptors_pauses_accepting_then_resumes(
         counted.expected = 1
         await asyncio.wait_for(counted.all_made.wait(), DEADLINE)
         assert listener.accepted == 1 and not listener.paused
-    finally:
-        listener.close()
-        await listener.wait_closed()
-        for client in clients:
-            client.close()
-        real.close()
 
 
 async def test_closing_during_a_pause_cancels_the_retry(counted: type[Counted]) -> None:
     real = bound()
-    flaky = OutOfDescriptors(real)
-    listener = Listener(flaky, counted, backlog=8)  # type: ignore[arg-type]
-    listener.start()
-    clients = connect(real, 1)
-    try:
+    failing = Listener(OutOfDescriptors(real), counted, backlog=8)  # type: ignore[arg-type]
+    async with started(failing, real, 1) as listener:
         listener.accept_waiting()
         assert listener.paused
         listener.close()
         listener.close()  # idempotent
         assert not listener.paused
-    finally:
-        await listener.wait_closed()
-        for client in clients:
-            client.close()
-        real.close()
