@@ -6,7 +6,8 @@ of its iterations takes several milliseconds (one request per active connection)
 connections that arrive together wait one iteration each: measured with 64 connections
 opened at once on a server busy with others, the last one was accepted about 250 ms after it
 connected and answered up to 400 ms after, against under 3 ms and 30 ms when every waiting
-connection is accepted at once (docs/benchmarks.md, "The tail of p99"). Clients reconnecting together after a restart meet the same queue.
+connection is accepted at once (docs/benchmarks.md, "The tail of p99"). Clients
+reconnecting together after a restart meet the same queue.
 
 :class:`Listener` takes the place of the loop's server for a socket the server bound itself:
 on each readiness it accepts up to :data:`ACCEPT_BATCH` connections and hands each to the
