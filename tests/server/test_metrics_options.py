@@ -39,6 +39,14 @@ def test_metrics_include_the_process_cpu_memory_and_open_files() -> None:
     assert "ledgersync_http_requests_total" in text  # beside the server's own counters
 
 
+def test_start_up_objects_are_frozen_out_of_the_collectors_work() -> None:
+    with LocalServer() as server:
+        text = httpx2.get(server.url + "/metrics").text
+    # The modules, the application and its connections: far more than a bare interpreter.
+    assert sample(text, "ledgersync_gc_frozen_objects") > 20_000  # a bare interpreter: 5,000
+    assert 'python_gc_collections_total{generation="2"}' in text
+
+
 def test_a_metrics_token_is_required_and_never_shown() -> None:
     with LocalServer(metrics_token=TOKEN, log_format="text") as server:
         with httpx2.Client(base_url=server.url) as client:

@@ -3,15 +3,20 @@
 Labels never carry identifiers (trustchain ids, keys, addresses): routes are reported by
 their template (``/v1/trustchain/{trustchain_id}``), unmatched paths as ``unmatched``.
 In a multi-process deployment each process serves its own counters, and its own process
-figures (CPU seconds, resident memory, open files: ``process_*``, from ``/proc`` on Linux).
+figures (CPU seconds, resident memory, open files: ``process_*``, from ``/proc`` on Linux)
+and its garbage collector's (``python_gc_*``; ``ledgersync_gc_frozen_objects``, what start-up
+left out of the collector's work, see :mod:`.run`).
 """
 
 from __future__ import annotations
+
+import gc
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     PlatformCollector,
     ProcessCollector,
@@ -29,6 +34,13 @@ class Metrics:
         # process_resident_memory_bytes, process_open_fds (and their limits), python_info.
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
+        # Collections and collected objects per generation, and the objects frozen at start-up.
+        GCCollector(registry=self.registry)
+        Gauge(
+            "ledgersync_gc_frozen_objects",
+            "Objects of the server's start-up that the garbage collector no longer scans",
+            registry=self.registry,
+        ).set_function(gc.get_freeze_count)
         self.http_requests = Counter(
             "ledgersync_http_requests",
             "HTTP requests answered, by method, route template and status",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import math
 import os
@@ -121,6 +122,7 @@ class _Server(uvicorn.Server):
         await self.lifespan.startup()
         if self.lifespan.should_exit:
             sys.exit(STARTUP_FAILURE)
+        freeze_startup_objects()
         config, state, app_state = self.config, self.server_state, self.lifespan.state
 
         def create_protocol() -> asyncio.Protocol:
@@ -145,6 +147,15 @@ class _Server(uvicorn.Server):
                 metrics = _address(sockets[1]) if len(sockets) > 1 else None
                 sys.stderr.write(startup_banner(self.banner, port, metrics_address=metrics))
                 sys.stderr.flush()
+
+
+def freeze_startup_objects() -> None:
+    """Leave what start-up made (modules, the application, its connections: it lives as long
+    as the process) out of the garbage collector's generations. Otherwise each full
+    collection walks all of it again: 20-40 ms each on a busy server, some twenty times a
+    minute, every request in flight waiting (the tail of p99, docs/benchmarks.md)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _address(listening: socket.socket) -> str:
