@@ -1,18 +1,20 @@
 """The Key Ring's storage fast paths, on both databases: reads on a snapshot that waits for no
-writer, challenges group committed and single-use under concurrency, the amortised sweep of
-expired challenges and its index (migration 4), and the stream caches, exact even when another
-process writes the same database."""
+writer, used challenges group committed and single-use under concurrency, the amortised sweep
+of expired ones and its index (migrations 4 and 5), and the stream caches, exact even when
+another process writes the same database."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 
 import httpx2
 import pytest
 
-from ledgersync.protocol import KeyPair
+from ledgersync.protocol import KeyPair, resolve_stream
 from ledgersync.server.storage import MIGRATIONS, NewBlocks, StreamInfo, connect, open_storage
+from ledgersync.server.storage.database import Database
 from ledgersync.server.storage.keyring import (
     CHALLENGE_GRACE_SECONDS,
     KeyRingStore,
@@ -28,20 +30,20 @@ TRUSTCHAIN_ID = "00" + "22" * 32
 NO_WAIT_SECONDS = 10
 
 
-def test_a_challenge_answered_concurrently_is_taken_once(database_url: str) -> None:
-    """Twenty takers of one challenge at once (one group commit on SQLite): one wins."""
+def test_a_challenge_answered_concurrently_is_used_once(database_url: str) -> None:
+    """Twenty users of one challenge at once (one group commit on SQLite): one wins."""
 
-    async def scenario() -> list[int | None]:
+    async def scenario() -> list[bool]:
         storage = await open_storage(database_url)
         try:
             store = storage.keyring
-            await store.add_challenge(b"c" * 16, expires_at=500, now=0)
-            return list(await asyncio.gather(*(store.take_challenge(b"c" * 16) for _ in range(20))))
+            uses = (store.use_challenge(b"c" * 16, expires_at=500, now=0) for _ in range(20))
+            return list(await asyncio.gather(*uses))
         finally:
             await storage.close()
 
     results = asyncio.run(scenario())
-    assert sorted(results, key=lambda value: value is None) == [500] + [None] * 19
+    assert sorted(results, reverse=True) == [True] + [False] * 19
 
 
 def test_the_sweep_runs_at_most_once_a_second_and_still_removes_expired(
@@ -53,26 +55,45 @@ def test_the_sweep_runs_at_most_once_a_second_and_still_removes_expired(
         storage = await open_storage(database_url)
         try:
             store = storage.keyring
-            await store.add_challenge(b"a" * 16, expires_at=long_expired, now=-10_000)
-            await store.add_challenge(b"b" * 16, expires_at=long_expired, now=-10_000)
-            await store.add_challenge(b"x" * 16, expires_at=5_000, now=0)  # sweeps a and b
-            assert await store.take_challenge(b"a" * 16) is None
-            await store.add_challenge(b"c" * 16, expires_at=long_expired, now=0)
-            await store.add_challenge(b"y" * 16, expires_at=5_000, now=0)  # same second: no sweep
-            assert await store.take_challenge(b"c" * 16) == long_expired
-            await store.add_challenge(b"d" * 16, expires_at=long_expired, now=0)
-            await store.add_challenge(b"z" * 16, expires_at=5_000, now=1)  # next second: sweeps
-            assert await store.take_challenge(b"d" * 16) is None
-            assert await store.take_challenge(b"b" * 16) is None
+
+            async def used(data: bytes, expires_at: int, now: int) -> bool:
+                """Whether ``data`` was still recorded as used (False: it is now)."""
+                return not await store.use_challenge(data * 16, expires_at, now)
+
+            assert not await used(b"a", long_expired, -10_000)
+            assert not await used(b"b", long_expired, -10_000)
+            assert not await used(b"x", 5_000, 0)  # sweeps a and b
+            assert not await used(b"a", long_expired, 0)  # forgotten (recorded again)
+            assert not await used(b"c", long_expired, 0)
+            assert not await used(b"y", 5_000, 0)  # same second: no sweep
+            assert await used(b"c", long_expired, 0)
+            assert not await used(b"d", long_expired, 0)
+            assert not await used(b"z", 5_000, 1)  # next second: sweeps c, d and a again
+            assert not await used(b"d", long_expired, 1)
             for data in (b"x", b"y", b"z"):  # unexpired ones are kept
-                assert await store.take_challenge(data * 16) == 5_000
+                assert await used(data, 5_000, 1)
         finally:
             await storage.close()
 
     asyncio.run(scenario())
 
 
-def test_migration_4_indexes_challenge_expiry_on_an_existing_database(database_url: str) -> None:
+def test_migrations_4_and_5_index_challenge_expiry_on_an_existing_database(
+    database_url: str,
+) -> None:
+    """4 indexed the issued challenges' expiry; 5 replaces them by the used ones, indexed."""
+
+    async def index_used(database: Database, table: str, index: str) -> bool:
+        if database.dialect == "sqlite":
+            [plan] = await database.read_snapshot(
+                [(f"EXPLAIN QUERY PLAN DELETE FROM {table} WHERE expires_at < $1", (0,))]
+            )
+            return any(index in str(row[-1]) for row in plan)
+        [rows] = await database.read_snapshot(
+            [("SELECT indexdef FROM pg_indexes WHERE indexname = $1", (index,))]
+        )
+        return bool(rows) and "(expires_at)" in str(rows[0][0])
+
     async def scenario() -> None:
         database = await connect(database_url)
         try:
@@ -81,27 +102,28 @@ def test_migration_4_indexes_challenge_expiry_on_an_existing_database(database_u
                 await connection.execute(
                     "INSERT INTO challenges (data, expires_at) VALUES ($1, $2)", b"k" * 16, 42
                 )
-            assert await apply_migrations(database) == [4]
-            if database.dialect == "sqlite":
-                [plan] = await database.read_snapshot(
-                    [("EXPLAIN QUERY PLAN DELETE FROM challenges WHERE expires_at < $1", (0,))]
-                )
-                assert any("challenges_expires_at" in str(row[-1]) for row in plan)
-            else:
-                [rows] = await database.read_snapshot(
-                    [
-                        (
-                            "SELECT indexdef FROM pg_indexes WHERE indexname = $1",
-                            ("challenges_expires_at",),
-                        )
-                    ]
-                )
-                assert "(expires_at)" in str(rows[0][0])
-            assert await KeyRingStore(database).take_challenge(b"k" * 16) == 42  # data kept
+            assert await apply_migrations(database, MIGRATIONS[:4]) == [4]
+            assert await index_used(database, "challenges", "challenges_expires_at")
+            [kept] = await database.read_snapshot([("SELECT expires_at FROM challenges", ())])
+            assert [int(row[0]) for row in kept] == [42]  # data kept
+            assert await apply_migrations(database) == [5]
+            assert await index_used(database, "used_challenges", "used_challenges_expires_at")
+            [tables] = await database.read_snapshot([(TABLES[database.dialect], ())])
+            names = {str(row[0]) for row in tables}
+            assert "used_challenges" in names and "challenges" not in names
+            store = KeyRingStore(database)
+            assert await store.use_challenge(b"k" * 16, expires_at=42, now=0)
+            assert not await store.use_challenge(b"k" * 16, expires_at=42, now=0)
         finally:
             await database.close()
 
     asyncio.run(scenario())
+
+
+TABLES = {
+    "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table'",
+    "postgresql": "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()",
+}
 
 
 def test_reads_see_committed_data_only_and_wait_for_no_writer(database_url: str) -> None:
@@ -208,6 +230,14 @@ def test_an_append_through_one_server_is_seen_by_the_others_cache(
         assert session.tree(trustchain.id).json()["m/16'"] == stream_hex(trustchain.streams[path])
     ring = server_a.app.state.keyring
     assert len(ring.resolved_streams) == 1
+    blocks = trustchain.streams[path]
+    at_last = StreamInfo(path, None, len(blocks), trustchain.last_hash(path), False)
+    cached = ring.resolved_streams.get(trustchain.id, at_last)
+    assert cached is not None
+    # Kept without its decoded blocks (most of its objects): the rest is the full resolution.
+    resolved = resolve_stream(b"".join(block.encode() for block in blocks))
+    assert cached.blocks == () and resolved.blocks
+    assert cached == replace(resolved, blocks=())
     device = login_device(client_a, trustchain.device)
     assert device.delete(f"/v1/trustchain/{trustchain.id}").status_code == 204
     assert len(ring.resolved_streams) == 0

@@ -215,18 +215,19 @@ def test_a_challenge_answered_just_in_time_is_accepted(
     assert response.status_code == 200
 
 
-def test_an_unknown_challenge_is_refused(
+def test_a_challenge_is_vouched_for_by_the_servers_signature_not_stored(
     make_server: Callable[..., RunningServer], tmp_path: Any
 ) -> None:
     first = make_server()
     challenge = get_challenge(first.client())
-    # Same keys, another database: correctly signed, but this server never issued it.
+    # Same keys and host, another database (never told of the challenge): its signature and
+    # expiry are what count, and its single use is recorded where it is answered.
     other = make_server(database=f"sqlite:///{tmp_path / 'other.sqlite'}")
-    response = other.client().post(
-        "/v1/authenticate", json=device_answer(challenge, KeyPair.generate())
-    )
-    assert response.status_code == 401
-    assert "unknown" in error_message(response)
+    answer = device_answer(challenge, KeyPair.generate())
+    assert other.client().post("/v1/authenticate", json=answer).status_code == 200
+    again = other.client().post("/v1/authenticate", json=answer)
+    assert again.status_code == 401
+    assert "already used" in error_message(again)
 
 
 def test_an_altered_challenge_is_refused(client: httpx2.Client) -> None:

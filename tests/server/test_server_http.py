@@ -94,8 +94,9 @@ def test_unexpected_failures_are_json_500_without_details(
 ) -> None:
     server = make_server()
     with sqlite3.connect(database_url.removeprefix("sqlite:///")) as connection:
-        connection.execute("DROP TABLE challenges")
-    response = server.client().get("/v1/challenge")
+        connection.execute("DROP TABLE used_challenges")
+    answer = device_answer(get_challenge(server.client()), KeyPair.generate())
+    response = server.client().post("/v1/authenticate", json=answer)
     assert response.status_code == 500
     assert response.json()["message"] == "Internal Server Error: internal error"
     assert "Traceback" not in response.text

@@ -44,28 +44,31 @@ def test_a_failed_transaction_writes_nothing(database_url: str) -> None:
             with pytest.raises(RuntimeError):
                 async with storage.database.transaction() as connection:
                     await connection.execute(
-                        "INSERT INTO challenges (data, expires_at) VALUES ($1, $2)", b"x" * 16, 1
+                        "INSERT INTO used_challenges (data, expires_at) VALUES ($1, $2)",
+                        b"x" * 16,
+                        1,
                     )
                     raise RuntimeError("abort")
-            assert await storage.keyring.take_challenge(b"x" * 16) is None
+            assert await storage.keyring.use_challenge(b"x" * 16, expires_at=1, now=0)
         finally:
             await storage.close()
 
     asyncio.run(scenario())
 
 
-def test_challenges_are_taken_once_and_purged(database_url: str) -> None:
+def test_challenges_are_used_once_and_forgotten_an_hour_after_expiry(database_url: str) -> None:
     async def scenario() -> None:
         storage = await open_storage(database_url)
         store = storage.keyring
         try:
-            await store.add_challenge(b"a" * 16, expires_at=100, now=0)
-            assert await store.take_challenge(b"a" * 16) == 100
-            assert await store.take_challenge(b"a" * 16) is None
-            await store.add_challenge(b"b" * 16, expires_at=100, now=0)
-            await store.add_challenge(b"c" * 16, expires_at=10_000, now=100 + 3601)  # purges b
-            assert await store.take_challenge(b"b" * 16) is None
-            assert await store.take_challenge(b"c" * 16) == 10_000
+            assert await store.use_challenge(b"a" * 16, expires_at=100, now=0)
+            assert not await store.use_challenge(b"a" * 16, expires_at=100, now=0)
+            assert await store.use_challenge(b"b" * 16, expires_at=100, now=0)
+            assert await store.use_challenge(b"c" * 16, expires_at=10_000, now=100 + 3600)
+            assert not await store.use_challenge(b"b" * 16, expires_at=100, now=100 + 3600)
+            assert await store.use_challenge(b"d" * 16, expires_at=10_000, now=100 + 3601)
+            assert await store.use_challenge(b"b" * 16, expires_at=100, now=100 + 3601)  # purged
+            assert not await store.use_challenge(b"c" * 16, expires_at=10_000, now=100 + 3601)
         finally:
             await storage.close()
 

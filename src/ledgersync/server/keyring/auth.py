@@ -44,8 +44,8 @@ async def issue_challenge(ring: KeyRing) -> dict[str, Any]:
     """``GET /v1/challenge``: ``{"json": <challenge JSON>, "tlv": "<hex>"}``."""
     now = int(ring.clock())
     expiry = now + ring.config.challenge_ttl
+    # Not stored: the signature and the expiry inside vouch for it (see ``_consume``).
     challenge = build_challenge(ring.relying_party, ring.config.public_host, expiry)
-    await ring.store.add_challenge(challenge.data, expiry, now)
     return {"json": challenge.to_json(), "tlv": challenge.encode().hex()}
 
 
@@ -130,11 +130,11 @@ async def _consume(ring: KeyRing, challenge: Challenge) -> None:
         challenge.verify_rp_signature(allow_high_s=False)
     except ChallengeError as exc:
         raise Unauthorized("unknown challenge: it was altered after it was issued") from exc
-    expires_at = await ring.store.take_challenge(challenge.data)
-    if expires_at is None:
-        raise Unauthorized("unknown or already used challenge; get a new one at /v1/challenge")
-    if ring.clock() >= expires_at:
+    now = int(ring.clock())
+    if now >= challenge.expiry:  # first: a used challenge is forgotten some time after expiry
         raise Unauthorized("the challenge has expired; get a new one at /v1/challenge")
+    if not await ring.store.use_challenge(challenge.data, challenge.expiry, now):
+        raise Unauthorized("already used challenge; get a new one at /v1/challenge")
 
 
 async def _device_login(

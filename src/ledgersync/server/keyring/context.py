@@ -31,7 +31,8 @@ class KeyRing:
     challenge_limiter: RateLimiter
     authenticate_limiter: RateLimiter
     relay: QrRelay
-    #: Streams resolved at their committed state, for appends (exact: see the class).
+    #: Streams resolved at their committed state, for appends (exact: see the class), kept
+    #: without their decoded blocks (``trustchains.resolution_state``).
     resolved_streams: StreamStateCache[ResolvedStream] = field(default_factory=StreamStateCache)
 
     @classmethod

@@ -15,7 +15,7 @@ its writes are durable before it answers.
   ``0600``; SQLite gives the ``-wal`` and ``-shm`` files the database file's mode.
 * PostgreSQL: an asyncpg pool; each transaction holds one pooled connection.
 
-Hot writes (Cloud Sync documents, Key Ring challenges and blocks) are written as a
+Hot writes (Cloud Sync documents, Key Ring used challenges and blocks) are written as a
 :data:`Plan`: a generator that yields its statements (:func:`execute`, :func:`fetchrow`,
 :func:`change`) and receives their results, so that one piece of code runs on both
 drivers and SQLite can *group commit* (:meth:`Database.run_plan`): plans submitted while a

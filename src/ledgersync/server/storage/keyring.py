@@ -1,4 +1,4 @@
-"""What the key-ring API stores: challenges, trustchains, their streams, blocks and members.
+"""What the key-ring API stores: used challenges, trustchains, their streams, blocks and members.
 
 The store keeps bytes and a few facts derived from them by the resolver (a stream's height,
 last block hash, whether it is closed, who its members are), so that permission checks are
@@ -22,11 +22,12 @@ from typing import Generic, TypeVar
 from .changes import document_version, trustchain_removed
 from .database import Database, Plan, Query, Row, change, execute, fetchrow, lock_order
 
-#: Expired challenges are purged this long after they expire (until then a late answer is
-#: told "expired" rather than "unknown").
+#: A used challenge is remembered until this long after it expires: a replay needs the
+#: challenge to be unexpired, so only a clock set back by more than this could take a
+#: forgotten one for unused.
 CHALLENGE_GRACE_SECONDS = 3600
-#: Expired challenges are swept by the first challenge issued at least this long after the
-#: previous sweep (per process; ``challenges.expires_at`` is indexed).
+#: Used challenges past their grace are swept by the first one used at least this long after
+#: the previous sweep (per process; ``used_challenges.expires_at`` is indexed).
 CHALLENGE_SWEEP_INTERVAL_SECONDS = 1
 
 
@@ -167,44 +168,43 @@ class KeyRingStore:
         self.database = database
         #: Streams' committed blocks, concatenated, by exact state (:meth:`read_streams`).
         self.stream_bytes: StreamStateCache[bytes] = StreamStateCache()
-        #: The clock second of the last sweep of expired challenges (None: none yet).
+        #: The clock second of the last sweep of used challenges (None: none yet).
         self._last_sweep_at: int | None = None
 
     # --- challenges ------------------------------------------------------------------------
 
-    async def add_challenge(self, data: bytes, expires_at: int, now: int) -> None:
-        # Sweeping on every issue made each challenge a range delete; at most once per
-        # second keeps the table as small while costing one indexed delete a second.
+    async def use_challenge(self, data: bytes, expires_at: int, now: int) -> bool:
+        """Record that the challenge ``data`` (unexpired, valid until ``expires_at``) was
+        answered: True the first time, False if it already was (and nothing changes).
+
+        Challenges themselves are not stored: the server's signature and the expiry inside
+        vouch for them. Single use holds under concurrency and across processes: the primary
+        key lets one ``INSERT`` of ``data`` through (two in one group commit run one after the
+        other, each in its savepoint)."""
+        # Sweeping on every use made each a range delete; at most once a second keeps the
+        # table as small while costing one indexed delete a second.
         last = self._last_sweep_at
         sweep = last is None or not last <= now < last + CHALLENGE_SWEEP_INTERVAL_SECONDS
         if sweep:  # (a clock set back also sweeps at once)
             self._last_sweep_at = now
 
-        def plan() -> Plan[None]:
+        def plan() -> Plan[bool]:
             if sweep:
                 yield execute(
-                    "DELETE FROM challenges WHERE expires_at < $1", now - CHALLENGE_GRACE_SECONDS
+                    "DELETE FROM used_challenges WHERE expires_at < $1",
+                    now - CHALLENGE_GRACE_SECONDS,
                 )
-            yield execute(
-                "INSERT INTO challenges (data, expires_at) VALUES ($1, $2)", data, expires_at
+            inserted = yield execute(
+                "INSERT INTO used_challenges (data, expires_at) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING",
+                data,
+                expires_at,
             )
+            return bool(inserted)
 
-        await self.database.run_plan(plan)
-
-    async def take_challenge(self, data: bytes) -> int | None:
-        """Remove a challenge and return its expiry; None if unknown or already taken.
-
-        Single use holds under concurrency: the ``DELETE`` returns the row to one taker only
-        (two takers in one group commit run one after the other, each in its savepoint)."""
-
-        def plan() -> Plan[Row | None]:
-            row: Row | None = yield fetchrow(
-                "DELETE FROM challenges WHERE data = $1 RETURNING expires_at", data
-            )
-            return row
-
-        row = await self.database.run_plan(plan)
-        return None if row is None else int(row[0])
+        # Its own lock order: two batches inserting the same challenges (replays) take
+        # their row locks in one order, so neither waits for the other's.
+        return await self.database.run_plan(plan, lock_order("used challenge", data.hex()))
 
     # --- reading ---------------------------------------------------------------------------
 

@@ -114,6 +114,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         "key ring: index challenges by expiry (the sweep of expired challenges)",
         ("CREATE INDEX challenges_expires_at ON challenges (expires_at)",),
     ),
+    Migration(
+        5,
+        "key ring: challenges are vouched for by their signature and expiry, not stored;"
+        " only used ones are recorded, so that each is answered once",
+        (
+            """CREATE TABLE used_challenges (
+                data {blob} PRIMARY KEY,
+                expires_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX used_challenges_expires_at ON used_challenges (expires_at)",
+            "DROP TABLE challenges",
+        ),
+    ),
 )
 
 
