@@ -60,6 +60,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from .changes import ChangeFeed, NoFeed
+from .checkpoints import VALVE_PAGES, Checkpointer
 
 log = logging.getLogger("ledgersync.storage")
 
@@ -482,8 +483,11 @@ class SQLiteDatabase(_GroupCommit):
         reader: sqlite3.Connection | None = None,
         reader_executor: ThreadPoolExecutor | None = None,
         others: _OtherProcesses | None = None,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self._connection = connection
+        #: WAL checkpoints, off the commit path (None: SQLite's own, in the commits).
+        self.checkpointer = checkpointer
         self._executor = executor
         self._lock = asyncio.Lock()
         self._reader = reader
@@ -502,6 +506,9 @@ class SQLiteDatabase(_GroupCommit):
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("PRAGMA foreign_keys = ON")
+            # Checkpoints run in the background (.checkpoints); the commits' own only as a
+            # valve, should those fall far behind.
+            connection.execute(f"PRAGMA wal_autocheckpoint = {VALVE_PAGES}")
             return connection
 
         connection = await asyncio.get_running_loop().run_in_executor(executor, setup)
@@ -517,7 +524,8 @@ class SQLiteDatabase(_GroupCommit):
         reader = await loop.run_in_executor(reader_executor, setup_reader)
         # Watched once this process's own connections are open (their opens are not others').
         others = _OtherProcesses(path)
-        return cls(connection, executor, reader, reader_executor, others)
+        checkpointer = await Checkpointer.open(path)
+        return cls(connection, executor, reader, reader_executor, others, checkpointer)
 
     def sole_process(self) -> bool:
         return self._others is not None and not self._others.seen()
@@ -567,7 +575,7 @@ class SQLiteDatabase(_GroupCommit):
                 await self.run(lambda connection: connection.execute("ROLLBACK"))
                 raise
             await self.run(lambda connection: connection.execute("COMMIT"))
-            self.commits += 1
+            self._committed()
             _deliver(self.feed, connection.notices)
 
     async def _commit_batch(
@@ -575,10 +583,17 @@ class SQLiteDatabase(_GroupCommit):
     ) -> tuple[list[_Outcome], list[tuple[str, str]]]:
         async with self._lock:
             outcomes = await self.run(functools.partial(_commit_batch, plans=plans))
-        self.commits += 1
+        self._committed()
         return outcomes, []
 
+    def _committed(self) -> None:
+        self.commits += 1
+        if self.checkpointer is not None:
+            self.checkpointer.after_commit()
+
     async def close(self) -> None:
+        if self.checkpointer is not None:
+            await self.checkpointer.close()
         async with self._lock:
             await self.run(lambda connection: connection.close())
         self._executor.shutdown(wait=True)
