@@ -37,6 +37,9 @@ def test_writes_reach_the_database_file_shortly_after_their_commits(tmp_path: Pa
             outcomes = await asyncio.gather(*writes)
             assert all(outcome.accepted for outcome in outcomes)
             await asyncio.wait_for(database.checkpointer.idle(), NO_WAIT_SECONDS)
+            # Its connection is this process's own: not taken for another process's (which
+            # would stop the Cloud Sync polls being answered from memory).
+            assert database.sole_process()
             [[autocheckpoint]] = await database.run(
                 lambda connection: connection.execute("PRAGMA wal_autocheckpoint").fetchall()
             )

@@ -522,9 +522,9 @@ class SQLiteDatabase(_GroupCommit):
 
         loop = asyncio.get_running_loop()
         reader = await loop.run_in_executor(reader_executor, setup_reader)
+        checkpointer = await Checkpointer.open(path)
         # Watched once this process's own connections are open (their opens are not others').
         others = _OtherProcesses(path)
-        checkpointer = await Checkpointer.open(path)
         return cls(connection, executor, reader, reader_executor, others, checkpointer)
 
     def sole_process(self) -> bool:
