@@ -20,7 +20,6 @@ import asyncio
 import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 log = logging.getLogger("ledgersync.storage")
 
@@ -31,8 +30,9 @@ VALVE_PAGES = 10_000
 
 
 class Checkpointer:
-    """``PASSIVE`` checkpoints of one database, on its own connection and thread, at most
-    :data:`CHECKPOINT_DELAY` after each :meth:`after_commit`, one at a time."""
+    """``PASSIVE`` checkpoints of one database, on a connection of their own and the one
+    thread that uses it, at most :data:`CHECKPOINT_DELAY` after each :meth:`after_commit`, one
+    at a time."""
 
     def __init__(self, connection: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
         self._connection = connection
@@ -42,22 +42,8 @@ class Checkpointer:
         #: Commits since the last checkpoint began (they wait for the next one).
         self._pending = False
         self._closed = False
-        #: Checkpoints completed.
-        self.checkpoints = 0
         self._idle = asyncio.Event()
         self._idle.set()
-
-    @classmethod
-    async def open(cls, path: Path) -> Checkpointer:
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-checkpoint")
-
-        def setup() -> sqlite3.Connection:
-            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA busy_timeout = 10000")
-            return connection
-
-        connection = await asyncio.get_running_loop().run_in_executor(executor, setup)
-        return cls(connection, executor)
 
     def after_commit(self) -> None:
         """A commit appended to the WAL: checkpoint within :data:`CHECKPOINT_DELAY`."""
@@ -86,7 +72,6 @@ class Checkpointer:
 
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, run)
-            self.checkpoints += 1
         except sqlite3.Error as exc:  # the next commit tries again; the valve bounds the WAL
             log.warning("background checkpoint failed", extra={"error": str(exc)})
         finally:

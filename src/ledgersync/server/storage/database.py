@@ -498,31 +498,20 @@ class SQLiteDatabase(_GroupCommit):
     @classmethod
     async def open(cls, path: Path) -> SQLiteDatabase:
         _create_private(path)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-
-        def setup() -> sqlite3.Connection:
-            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA busy_timeout = 10000")
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = FULL")
-            connection.execute("PRAGMA foreign_keys = ON")
+        connection, executor = await _open_connection(
+            path,
+            "sqlite",
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = FULL",
+            "PRAGMA foreign_keys = ON",
             # Checkpoints run in the background (.checkpoints); the commits' own only as a
             # valve, should those fall far behind.
-            connection.execute(f"PRAGMA wal_autocheckpoint = {VALVE_PAGES}")
-            return connection
-
-        connection = await asyncio.get_running_loop().run_in_executor(executor, setup)
-        reader_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
-
-        def setup_reader() -> sqlite3.Connection:
-            reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            reader.execute("PRAGMA busy_timeout = 10000")
-            reader.execute("PRAGMA query_only = ON")
-            return reader
-
-        loop = asyncio.get_running_loop()
-        reader = await loop.run_in_executor(reader_executor, setup_reader)
-        checkpointer = await Checkpointer.open(path)
+            f"PRAGMA wal_autocheckpoint = {VALVE_PAGES}",
+        )
+        reader, reader_executor = await _open_connection(
+            path, "sqlite-read", "PRAGMA query_only = ON"
+        )
+        checkpointer = Checkpointer(*await _open_connection(path, "sqlite-checkpoint"))
         # Watched once this process's own connections are open (their opens are not others').
         others = _OtherProcesses(path)
         return cls(connection, executor, reader, reader_executor, others, checkpointer)
@@ -603,6 +592,23 @@ class SQLiteDatabase(_GroupCommit):
             self._reader_executor.shutdown(wait=True)
         if self._others is not None:
             self._others.close()
+
+
+async def _open_connection(
+    path: Path, thread_name: str, *pragmas: str
+) -> tuple[sqlite3.Connection, ThreadPoolExecutor]:
+    """A connection to ``path`` and the one thread that uses it, set up by ``pragmas``."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+
+    def setup() -> sqlite3.Connection:
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA busy_timeout = 10000")
+        for pragma in pragmas:
+            connection.execute(pragma)
+        return connection
+
+    connection = await asyncio.get_running_loop().run_in_executor(executor, setup)
+    return connection, executor
 
 
 def _deliver(feed: ChangeFeed, notices: list[str]) -> None:
