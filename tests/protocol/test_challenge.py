@@ -157,6 +157,31 @@ def test_malformed_challenge_json(value):
 
 
 @pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"challenge": 1}, "challenge.challenge must be a JSON object"),
+        ({"challenge": {"data": "00" * 16}}, "challenge.challenge has no 'expiry' field"),
+        ({"rp": {}}, "challenge rp must be a non-empty list"),
+        ({"rp": [7]}, "challenge rp must be a JSON object"),
+        ({"rp": [{"signature": "00"}]}, "challenge rp has no 'credential' field"),
+        ({"protocolVersion": "1.0.0"}, "protocolVersion must be a JSON object"),
+        ({"host": None}, "host must be a string"),
+    ],
+)
+def test_malformed_challenge_json_says_which_field(vectors, change, message):
+    """Each refusal names the field in the client's terms, not Python's."""
+    value = {**vectors["challenge_backend_example"]["expected_json"], **change}
+    with pytest.raises(ChallengeValueError) as raised:
+        Challenge.from_json(value)
+    assert str(raised.value) == message
+
+
+def test_challenge_json_that_is_not_an_object_is_refused_as_such():
+    with pytest.raises(ChallengeValueError, match="challenge JSON must be a JSON object"):
+        Challenge.from_json([1, 2])
+
+
+@pytest.mark.parametrize(
     "change",
     [{"version": -1}, {"version": 256}, {"version": 2**63}, {"payloadType": 300}],
 )

@@ -96,3 +96,34 @@ def test_prod_only() -> None:
 def test_bad_values_name_the_setting(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         ServerConfig.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LEDGERSYNC_PORT": "eighty"}, "LEDGERSYNC_PORT: 'eighty' is not a whole number"),
+        (
+            {"LEDGERSYNC_MAX_CONNECTIONS": "1.5"},
+            "LEDGERSYNC_MAX_CONNECTIONS: '1.5' is not a whole number",
+        ),
+        (
+            {"LEDGERSYNC_HEADER_TIMEOUT": "soon"},
+            "LEDGERSYNC_HEADER_TIMEOUT: 'soon' is not a number",
+        ),
+        (
+            {"LEDGERSYNC_BODY_TIMEOUT": "nan"},
+            "LEDGERSYNC_BODY_TIMEOUT: 'nan' is not a finite number",
+        ),
+    ],
+)
+def test_bad_numbers_are_refused_in_the_settings_terms(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        ServerConfig.from_env(env)
+    assert str(raised.value) == message
+
+
+def test_numbers_may_have_surrounding_spaces() -> None:
+    config = ServerConfig.from_env(
+        {"LEDGERSYNC_PORT": " 9000 ", "LEDGERSYNC_HEADER_TIMEOUT": "2.5"}
+    )
+    assert (config.port, config.header_timeout) == (9000, 2.5)

@@ -231,30 +231,29 @@ class Challenge:
 
     @classmethod
     def from_json(cls, value: Any) -> Challenge:
-        try:
-            body = value["challenge"]
-            rp = value["rp"][0]
-            version = value["protocolVersion"]
-            return cls(
-                data=_hex(body["data"], "challenge.data"),
-                expiry=parse_expiry(body["expiry"]),
-                host=_str(value["host"], "host"),
-                rp_public_key=PubKeyCredential.from_json(rp["credential"]).public_key,
-                rp_signature=_hex(rp["signature"], "rp signature"),
-                payload_type=_int(
-                    value.get("payloadType", PAYLOAD_TYPE_SEED_ID_CHALLENGE), "payloadType"
-                ),
-                version=_int(value.get("version", 0), "version"),
-                protocol_version=(
-                    _int(version["major"], "major"),
-                    _int(version["minor"], "minor"),
-                    _int(version["patch"], "patch"),
-                ),
-            )
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise ChallengeValueError(
-                f"challenge JSON is missing or mistypes a field: {exc}"
-            ) from exc
+        body = _field(value, "challenge", "challenge JSON")
+        rps = _field(value, "rp", "challenge JSON")
+        if not isinstance(rps, list) or not rps:
+            raise ChallengeValueError("challenge rp must be a non-empty list")
+        version = _field(value, "protocolVersion", "challenge JSON")
+        return cls(
+            data=_hex(_field(body, "data", "challenge.challenge"), "challenge.data"),
+            expiry=parse_expiry(_field(body, "expiry", "challenge.challenge")),
+            host=_str(_field(value, "host", "challenge JSON"), "host"),
+            rp_public_key=PubKeyCredential.from_json(
+                _field(rps[0], "credential", "challenge rp")
+            ).public_key,
+            rp_signature=_hex(_field(rps[0], "signature", "challenge rp"), "rp signature"),
+            payload_type=_int(
+                value.get("payloadType", PAYLOAD_TYPE_SEED_ID_CHALLENGE), "payloadType"
+            ),
+            version=_int(value.get("version", 0), "version"),
+            protocol_version=(
+                _int(_field(version, "major", "protocolVersion"), "major"),
+                _int(_field(version, "minor", "protocolVersion"), "minor"),
+                _int(_field(version, "patch", "protocolVersion"), "patch"),
+            ),
+        )
 
 
 def build_challenge(
@@ -268,6 +267,15 @@ def build_challenge(
         rp_public_key=relying_party.public_key,
     )
     return replace(unsigned, rp_signature=relying_party.sign(unsigned.hash()))
+
+
+def _field(container: Any, key: str, what: str) -> Any:
+    """``container[key]``, or an error naming the object that is not one or lacks the key."""
+    if not isinstance(container, dict):
+        raise ChallengeValueError(f"{what} must be a JSON object")
+    if key not in container:
+        raise ChallengeValueError(f"{what} has no {key!r} field")
+    return container[key]
 
 
 def _hex(value: Any, what: str) -> bytes:
@@ -338,17 +346,14 @@ class PubKeyCredential:
 
     @classmethod
     def from_json(cls, value: Any) -> PubKeyCredential:
-        if not isinstance(value, dict):
-            raise ChallengeValueError("credential must be an object")
-        try:
-            credential = cls(
-                public_key=_hex(value["publicKey"], "credential.publicKey"),
-                version=_int(value["version"], "credential.version"),
-                curve_id=_int(value["curveId"], "credential.curveId"),
-                sign_algorithm=_int(value["signAlgorithm"], "credential.signAlgorithm"),
-            )
-        except KeyError as exc:
-            raise ChallengeValueError(f"credential lacks {exc}") from exc
+        credential = cls(
+            public_key=_hex(_field(value, "publicKey", "credential"), "credential.publicKey"),
+            version=_int(_field(value, "version", "credential"), "credential.version"),
+            curve_id=_int(_field(value, "curveId", "credential"), "credential.curveId"),
+            sign_algorithm=_int(
+                _field(value, "signAlgorithm", "credential"), "credential.signAlgorithm"
+            ),
+        )
         credential.check()
         return credential
 

@@ -239,6 +239,25 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"{text!r} is not a boolean (use true/false)")
 
 
+def parse_int(text: str) -> int:
+    """A whole number, said in the setting's terms rather than Python's when it is not one."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+
+
+def parse_float(text: str) -> float:
+    """A number such as ``30`` or ``2.5``."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
 def parse_attestation_keys(text: str) -> tuple[bytes, ...]:
     """``prod,test`` or a comma-separated list of compressed public keys in hex."""
     keys = []
@@ -261,35 +280,35 @@ def parse_attestation_keys(text: str) -> tuple[bytes, ...]:
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "host": str,
-    "port": int,
+    "port": parse_int,
     "database": str,
     "public_url": str,
     "key_file": Path,
-    "access_token_ttl": int,
-    "refresh_window": int,
-    "challenge_ttl": int,
+    "access_token_ttl": parse_int,
+    "refresh_window": parse_int,
+    "challenge_ttl": parse_int,
     "attestation_keys": parse_attestation_keys,
     "prod_attestation_only": parse_bool,
-    "rate_limit_per_minute": int,
-    "rate_limit_burst": int,
-    "max_connections": int,
-    "max_connections_per_client": int,
-    "max_header_bytes": int,
-    "header_timeout": float,
-    "body_timeout": float,
-    "keep_alive_timeout": float,
-    "max_body_bytes": int,
-    "max_blocks_per_request": int,
-    "max_stream_blocks": int,
-    "max_streams_per_trustchain": int,
-    "max_trustchains_per_device": int,
-    "ws_max_frame_bytes": int,
-    "qr_idle_timeout": float,
-    "qr_max_rooms": int,
-    "cloudsync_max_payload_bytes": int,
-    "cloudsync_ping_interval": float,
-    "cloudsync_auth_timeout": float,
-    "cloudsync_max_subscribers": int,
+    "rate_limit_per_minute": parse_int,
+    "rate_limit_burst": parse_int,
+    "max_connections": parse_int,
+    "max_connections_per_client": parse_int,
+    "max_header_bytes": parse_int,
+    "header_timeout": parse_float,
+    "body_timeout": parse_float,
+    "keep_alive_timeout": parse_float,
+    "max_body_bytes": parse_int,
+    "max_blocks_per_request": parse_int,
+    "max_stream_blocks": parse_int,
+    "max_streams_per_trustchain": parse_int,
+    "max_trustchains_per_device": parse_int,
+    "ws_max_frame_bytes": parse_int,
+    "qr_idle_timeout": parse_float,
+    "qr_max_rooms": parse_int,
+    "cloudsync_max_payload_bytes": parse_int,
+    "cloudsync_ping_interval": parse_float,
+    "cloudsync_auth_timeout": parse_float,
+    "cloudsync_max_subscribers": parse_int,
     "log_client_ip": parse_bool,
     "log_level": str,
     "log_format": str,
