@@ -63,6 +63,17 @@ def test_wrong_methods_are_json_405(client: httpx2.Client) -> None:
     assert response.json()["type"] == "METHOD_NOT_ALLOWED"
 
 
+def test_a_document_answers_its_three_methods_and_405_to_others(client: httpx2.Client) -> None:
+    path = "/atomic/v1/live?path=m/0'/16'/0'&version=0"
+    for method in ("GET", "HEAD", "POST", "DELETE"):  # reach their handler: no token, 401
+        response = client.request(method, path)
+        assert response.status_code == 401, method
+    response = client.put(path)
+    assert response.status_code == 405
+    assert response.json()["type"] == "METHOD_NOT_ALLOWED"
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "POST", "DELETE"}
+
+
 def test_declared_oversized_bodies_are_413(make_server: Callable[..., RunningServer]) -> None:
     server = make_server(max_body_bytes=1000)
     response = server.client().post("/v1/authenticate", content=b"x" * 1001)

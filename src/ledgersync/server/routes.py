@@ -23,9 +23,7 @@ def routes(config: ServerConfig) -> list[BaseRoute]:
         Route("/_info", status.info, methods=["GET"]),
         Route("/_health", status.health, methods=["GET"]),
         # Cloud Sync API
-        Route("/atomic/v1/{slug}", cloudsync.get_document, methods=["GET"]),
-        Route("/atomic/v1/{slug}", cloudsync.post_document, methods=["POST"]),
-        Route("/atomic/v1/{slug}", cloudsync.delete_document, methods=["DELETE"]),
+        Route("/atomic/v1/{slug}", cloudsync.document, methods=cloudsync.document.METHODS),
         WebSocketRoute("/atomic/v1/{slug}/notifications", cloudsync.notifications),
         # Pages for a person with a browser (no user data): what this server is, the API reference
         Route("/", homepage.home, methods=["GET"]),
