@@ -16,14 +16,14 @@ from .keyring import handlers as keyring
 
 def routes(config: ServerConfig) -> list[BaseRoute]:
     # Starlette tries the routes in order, one pattern match each: the most requested come
-    # first (no two paths overlap, so the order decides nothing else). The status checks, then
-    # the Cloud Sync API, whose poll (every 10 s from every instance) is most of the traffic;
-    # at the end of the table it cost 12% of each poll.
+    # first (no two paths overlap, so the order decides nothing else). The Cloud Sync
+    # document, whose poll (every 10 s from every instance) is most of the traffic: at the end
+    # of the table it cost 12% of each poll, after the two status checks 2%. Then those checks.
     table: list[BaseRoute] = [
-        Route("/_info", status.info, methods=["GET"]),
-        Route("/_health", status.health, methods=["GET"]),
         # Cloud Sync API
         Route("/atomic/v1/{slug}", cloudsync.document, methods=cloudsync.document.METHODS),
+        Route("/_info", status.info, methods=["GET"]),
+        Route("/_health", status.health, methods=["GET"]),
         WebSocketRoute("/atomic/v1/{slug}/notifications", cloudsync.notifications),
         # Pages for a person with a browser (no user data): what this server is, the API reference
         Route("/", homepage.home, methods=["GET"]),
