@@ -4,6 +4,7 @@ of :mod:`.documents` or :mod:`.notifications`, encode the answer. No logic lives
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
@@ -66,16 +67,17 @@ class _Documents:
     time: this is the poll and the write, most of the server's traffic (2-5% of their
     throughput, docs/benchmarks.md). The route's ``methods`` still answer any other with 405."""
 
-    METHODS = ("GET", "POST", "DELETE")
+    HANDLERS: ClassVar[dict[str, Callable[[Request], Awaitable[Response]]]] = {
+        "GET": get_document,
+        "POST": post_document,
+        "DELETE": delete_document,
+    }
+    #: The route's methods (Starlette adds HEAD wherever GET is; it is answered as GET).
+    METHODS: ClassVar[tuple[str, ...]] = tuple(HANDLERS)
 
     def __init__(self) -> None:
         self.__name__ = "document"  # the route's name
-        self._handlers: dict[str, Callable[[Request], Awaitable[Response]]] = {
-            "GET": get_document,
-            "HEAD": get_document,  # Starlette allows HEAD wherever GET is
-            "POST": post_document,
-            "DELETE": delete_document,
-        }
+        self._handlers = {**self.HANDLERS, "HEAD": self.HANDLERS["GET"]}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
