@@ -7,6 +7,7 @@ in ``docs/server.md``.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -253,7 +254,7 @@ def parse_float(text: str) -> float:
         value = float(text.strip())
     except ValueError:
         raise ValueError(f"{text!r} is not a number") from None
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise ValueError(f"{text!r} is not a finite number")
     return value
 
