@@ -352,7 +352,7 @@ class Nginx:
         (folder / "site.conf").write_text(site)
         (folder / "nginx.conf").write_text(
             f"pid {folder}/nginx.pid;\n"
-            f"error_log {folder}/error.log;\n"
+            f"error_log {folder}/error.log info;\n"
             "worker_processes 1;\n"
             "events { worker_connections 64; }\n"
             "http {\n"
@@ -394,12 +394,13 @@ class Nginx:
                 socket.create_connection(("127.0.0.1", self.https_port), timeout=1).close()
                 return
             except OSError:
-                error_log = self.folder / "error.log"
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(
-                        error_log.read_text() if error_log.exists() else ""
-                    ) from None
+                    raise AssertionError(self.error_log()) from None
                 time.sleep(0.05)  # polling the port for readiness, with a deadline
+
+    def error_log(self) -> str:
+        error_log = self.folder / "error.log"
+        return error_log.read_text(errors="replace")[-6000:] if error_log.exists() else ""
 
     def stop(self) -> None:
         if self.process is not None:
@@ -431,7 +432,7 @@ def nginx(local_server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -
         proxy.stop()
 
 
-def test_https_and_websockets_go_through_nginx(nginx: Nginx) -> None:
+def test_https_and_websockets_go_through_nginx(nginx: Nginx, local_server: LocalServer) -> None:
     context = ssl.create_default_context(cafile=str(nginx.certificate))
     base = f"https://127.0.0.1:{nginx.https_port}"
     with httpx2.Client(base_url=base, verify=context) as client:
@@ -442,7 +443,12 @@ def test_https_and_websockets_go_through_nginx(nginx: Nginx) -> None:
     redirect = httpx2.get(f"http://127.0.0.1:{nginx.http_port}/_info?x=1")
     assert redirect.status_code == 301
     assert redirect.headers["location"] == "https://127.0.0.1/_info?x=1"
-    asyncio.run(relay_one_frame(f"wss://127.0.0.1:{nginx.https_port}", context))
+    try:
+        asyncio.run(relay_one_frame(f"wss://127.0.0.1:{nginx.https_port}", context))
+    except (TimeoutError, OSError) as exc:  # say which side it got to
+        raise AssertionError(
+            f"nginx's log:\n{nginx.error_log()}\nthe server's log:\n{local_server.log_tail()}"
+        ) from exc
 
 
 async def relay_one_frame(base: str, context: ssl.SSLContext) -> None:
